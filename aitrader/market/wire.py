@@ -201,7 +201,7 @@ def decode_ws_message(raw: bytes | str) -> WsMessage:
     message: WsMessage = _decode(_WS_DECODER, raw, "stream message")
     if message.data is None and message.id is None and message.code is None:
         raise MalformedFrameError(
-            f"stream message has neither data, id nor code: {bytes(raw[:200])!r}; "
+            f"stream message has neither data, id nor code: {raw[:200]!r}; "
             "check that the URL is a Binance combined-stream endpoint (/stream?streams=...)"
         )
     return message
