@@ -1,0 +1,52 @@
+"""The trading core: symbol rules, the Broker protocol, paper and live brokers, sizing and errors."""
+
+from aitrader.trading.broker import (
+    ENTRY,
+    EXIT,
+    MANUAL,
+    AssetBalance,
+    Broker,
+    OrderResult,
+    SubmitOrder,
+    client_order_id_for,
+)
+from aitrader.trading.errors import (
+    CircuitOpen,
+    DuplicateOrder,
+    FilterFailure,
+    InsufficientBalance,
+    OrderRejected,
+    ReconciliationMismatch,
+    RiskLimitReached,
+    SizingError,
+    TemporaryError,
+    TradingError,
+    UnknownOrder,
+)
+from aitrader.trading.paper import PaperBroker
+from aitrader.trading.rules import SymbolRules, rules_from_exchange_info
+
+__all__ = [
+    "ENTRY",
+    "EXIT",
+    "MANUAL",
+    "AssetBalance",
+    "Broker",
+    "CircuitOpen",
+    "DuplicateOrder",
+    "FilterFailure",
+    "InsufficientBalance",
+    "OrderRejected",
+    "OrderResult",
+    "PaperBroker",
+    "ReconciliationMismatch",
+    "RiskLimitReached",
+    "SizingError",
+    "SubmitOrder",
+    "SymbolRules",
+    "TemporaryError",
+    "TradingError",
+    "UnknownOrder",
+    "client_order_id_for",
+    "rules_from_exchange_info",
+]
