@@ -68,9 +68,10 @@ class FeedConfig:
     intervals: tuple[str, ...] = ("1m",)
     capacity: int = DEFAULT_CAPACITY
     max_streams: int = BINANCE_MAX_STREAMS
-    #: SUBSCRIBE/UNSUBSCRIBE messages per second; Binance allows 5 incoming messages per second
-    #: per connection *including* ping/pong frames, so 4 leaves room for keepalive.
-    control_rate_per_s: float = 4.0
+    #: SUBSCRIBE/UNSUBSCRIBE messages per second, with a burst of one: at most rate + 1 in any
+    #: second.  Binance allows 5 incoming messages per second per connection *including*
+    #: ping/pong frames, so 3 (at most 4 in any second) leaves room for keepalive.
+    control_rate_per_s: float = 3.0
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
     open_timeout_s: float = 10.0
@@ -120,7 +121,7 @@ class MarketFeed:
         self.events: DropOldestQueue[MarketEvent] = DropOldestQueue(config.event_queue_size)
         self._clock = clock
         self._backoff = backoff if backoff is not None else Backoff()
-        self._bucket = control_bucket or TokenBucket(config.control_rate_per_s, config.control_rate_per_s)
+        self._bucket = control_bucket or TokenBucket(config.control_rate_per_s, 1)
         self._pace_sleep = pace_sleep
         self._http = http
         self._symbols: dict[str, None] = {}

@@ -60,6 +60,9 @@ class Backoff:
         self._connected_at = None
 
 
+_EPSILON = 1e-9  # float refills that should make a whole token sometimes land a hair below it
+
+
 class TokenBucket:
     """At most ``rate`` messages per second with bursts of ``capacity``."""
 
@@ -80,12 +83,12 @@ class TokenBucket:
     def try_acquire(self) -> bool:
         """Take one token if one is available now."""
         self._refill()
-        if self._tokens >= 1.0:
-            self._tokens -= 1.0
+        if self._tokens >= 1.0 - _EPSILON:
+            self._tokens = max(0.0, self._tokens - 1.0)
             return True
         return False
 
     def wait_time(self) -> float:
         """Seconds until one token is available (0 when one is available now)."""
         self._refill()
-        return 0.0 if self._tokens >= 1.0 else (1.0 - self._tokens) / self.rate
+        return 0.0 if self._tokens >= 1.0 - _EPSILON else (1.0 - self._tokens) / self.rate
