@@ -19,8 +19,8 @@ from scipy.signal import lfilter
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
 
-#: TA-Lib treats magnitudes below this as zero (``TA_IS_ZERO``); reproduced for identical output.
-TA_EPSILON = 1e-8
+#: Upper bound on the elements of a temporary window array (BBANDS' two-pass variance).
+_CHUNK_ELEMENTS = 1 << 20
 
 __all__ = [
     "IndicatorError",
@@ -164,7 +164,7 @@ def _rsi_block(x: Array, n: int) -> Array:
     total = avg_gain + avg_loss
     with np.errstate(divide="ignore", invalid="ignore"):
         value = 100.0 * (avg_gain / total)
-    out[:, n:] = np.where(np.abs(total) < TA_EPSILON, 0.0, value)
+    out[:, n:] = np.where(total == 0.0, 0.0, value)
     return out
 
 
@@ -212,9 +212,14 @@ def _bbands_block(x: Array, n: int, k: float) -> tuple[Array, Array, Array]:
     # Two-pass variance per window: E[x^2] - E[x]^2 loses every digit on tight ranges
     # (stablecoins), where TA-Lib still reports the deviation.
     windows = np.lib.stride_tricks.sliding_window_view(x, n, axis=1)
-    centred = windows - middle[:, n - 1 :, np.newaxis]
+    means = middle[:, n - 1 :]
     deviation = np.full(x.shape, np.nan)
-    deviation[:, n - 1 :] = np.sqrt(np.einsum("ijk,ijk->ij", centred, centred) / n)
+    # Windows are processed in chunks so the temporary stays near _CHUNK_ELEMENTS whatever n is.
+    step = max(1, _CHUNK_ELEMENTS // (x.shape[0] * n))
+    for first in range(0, windows.shape[1], step):
+        centred = windows[:, first : first + step] - means[:, first : first + step, np.newaxis]
+        squares = np.einsum("ijk,ijk->ij", centred, centred)
+        deviation[:, n - 1 + first : n - 1 + first + step] = np.sqrt(squares / n)
     band = k * deviation
     return middle + band, middle, middle - band
 

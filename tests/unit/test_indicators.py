@@ -211,3 +211,20 @@ def test_short_inputs_are_all_nan_not_errors() -> None:
 def test_bad_window_names_the_argument(bad: object) -> None:
     with pytest.raises(ind.IndicatorError, match="n must be a whole number of bars"):
         ind.sma(np.arange(10.0), bad)  # type: ignore[arg-type]
+
+
+def test_tight_range_deviation_and_tiny_moves_match_talib() -> None:
+    # Arrange: a stablecoin-like series moving by 1e-8 and a coin priced near 1e-300
+    stable = np.array([1.0, 1.0 + 1e-8, 1.0, 1.0 + 1e-8, 1.0, 1.0, 1.0])
+    dust = stable - 1.0
+    # Act / Assert
+    for got, want in zip(ind.bbands(stable, 2), talib.BBANDS(stable, 2, 2.0, 2.0), strict=True):
+        assert_same(got, want)
+    assert_same(ind.rsi(stable, 2), talib.RSI(stable, 2))
+    assert_same(ind.rsi(dust * 1e-290, 2), talib.RSI(dust * 1e-290, 2))
+
+
+def test_bbands_with_a_window_larger_than_one_chunk_matches_talib() -> None:
+    close = make_bars("walk", bars=3000)[2] + 500.0  # keep the lower band away from zero
+    for got, want in zip(ind.bbands(close, 1500), talib.BBANDS(close, 1500, 2.0, 2.0), strict=True):
+        assert_same(got, want)
