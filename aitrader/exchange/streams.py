@@ -1,0 +1,205 @@
+"""WebSocket market streams: ``/ws/<stream>`` (raw) and ``/stream?streams=a/b`` (combined frames).
+
+Streams: ``<symbol>@ticker``, ``<symbol>@miniTicker``, ``<symbol>@kline_<interval>``. Frames are pushed
+every ``push_interval`` wall seconds; when a candle closes its final ``x: true`` frame goes out before
+the next candle's frames. SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY
+requests are answered as Binance documents them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from dataclasses import dataclass, field
+
+from aiohttp import WSMsgType, web
+
+from aitrader.exchange.clock import MarketClock
+from aitrader.exchange.market import SyntheticMarket, align_open, next_open
+from aitrader.exchange.orders import MatchingEngine
+from aitrader.exchange.payloads import PayloadBuilder
+from aitrader.intervals import INTERVAL_MS
+
+_MAX_FINAL_FRAMES = 10
+_SEND_TIMEOUT = 5.0
+_MAX_STREAMS = 1024
+
+
+@dataclass(eq=False)
+class Connection:
+    """One client socket and its subscriptions (in subscription order)."""
+
+    ws: web.WebSocketResponse
+    combined: bool
+    streams: list[str] = field(default_factory=list)
+    kline_open: dict[str, int] = field(default_factory=dict)
+
+
+def _error(code: int, msg: str, request_id: object) -> dict[str, object]:
+    return {"code": code, "msg": msg, "id": request_id}
+
+
+class StreamHub:
+    """Accepts stream clients and pushes market data to them on a timer."""
+
+    def __init__(
+        self,
+        market: SyntheticMarket,
+        engine: MatchingEngine,
+        clock: MarketClock,
+        push_interval: float = 1.0,
+        ping_interval: float = 20.0,
+    ) -> None:
+        self.market = market
+        self.engine = engine
+        self.clock = clock
+        self.payloads = PayloadBuilder(market)
+        self.push_interval = push_interval
+        self.ping_interval = ping_interval
+        self.connections: set[Connection] = set()
+
+    def valid_stream(self, name: str) -> bool:
+        """True for a stream this exchange serves."""
+        symbol, _, kind = name.partition("@")
+        if symbol.upper() not in self.market.specs or symbol != symbol.lower():
+            return False
+        return kind in ("ticker", "miniTicker") or (kind.startswith("kline_") and kind[6:] in INTERVAL_MS)
+
+    def routes(self) -> list[web.RouteDef]:
+        """aiohttp route table."""
+        return [web.get("/ws", self.handle), web.get("/ws/{streams:.*}", self.handle), web.get("/stream", self.handle)]
+
+    async def handle(self, request: web.Request) -> web.WebSocketResponse:
+        """Serve one WebSocket client until it leaves, fails to pong, or the server stops."""
+        ws = web.WebSocketResponse(heartbeat=self.ping_interval, autoping=True)
+        await ws.prepare(request)
+        combined = request.path == "/stream"
+        raw = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
+        conn = Connection(ws, combined)
+        conn.streams = [s for s in raw.split("/") if s and self.valid_stream(s)][:_MAX_STREAMS]
+        self.connections.add(conn)
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    reply = self._request(conn, message.data)
+                    await ws.send_str(json.dumps(reply))
+                elif message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.connections.discard(conn)
+        return ws
+
+    def _request(self, conn: Connection, text: str) -> dict[str, object]:
+        try:
+            request = json.loads(text)
+        except ValueError:
+            return _error(3, "Invalid JSON: expected value at line 1 column 1", None)
+        if not isinstance(request, dict):
+            return _error(3, "Invalid JSON: expected an object", None)
+        request_id = request.get("id")
+        method = request.get("method")
+        params = request.get("params", [])
+        if method is None:
+            return _error(2, "Invalid request: missing field `method`", request_id)
+        if not isinstance(params, list):
+            return _error(2, "Invalid request: params must be an array", request_id)
+        if method in ("SUBSCRIBE", "UNSUBSCRIBE"):
+            if any(not isinstance(p, str) for p in params):
+                return _error(2, "Invalid request: stream names must be strings", request_id)
+            bad = [p for p in params if not self.valid_stream(p)]
+            if bad:
+                return _error(2, f"Invalid request: invalid stream name {bad[0]!r}", request_id)
+            if method == "SUBSCRIBE":
+                conn.streams += [p for p in params if p not in conn.streams]
+            else:
+                conn.streams = [s for s in conn.streams if s not in params]
+                for p in params:
+                    conn.kline_open.pop(p, None)
+            return {"result": None, "id": request_id}
+        if method == "LIST_SUBSCRIPTIONS":
+            return {"result": list(conn.streams), "id": request_id}
+        if method == "SET_PROPERTY":
+            if len(params) != 2 or params[0] != "combined":
+                return _error(0, "Unknown property", request_id)
+            if not isinstance(params[1], bool):
+                return _error(1, "Invalid value type: expected Boolean", request_id)
+            conn.combined = params[1]
+            return {"result": None, "id": request_id}
+        if method == "GET_PROPERTY":
+            if params != ["combined"]:
+                return _error(0, "Unknown property", request_id)
+            return {"result": conn.combined, "id": request_id}
+        return _error(
+            2,
+            f"Invalid request: unknown variant `{method}`, expected one of `SUBSCRIBE`, `UNSUBSCRIBE`, "
+            "`LIST_SUBSCRIPTIONS`, `SET_PROPERTY`, `GET_PROPERTY`",
+            request_id,
+        )
+
+    # -- pushing ---------------------------------------------------------------------------------
+    def frames_for(self, conn: Connection, stream: str, now_ms: int, cache: dict[object, object]) -> list[object]:
+        """Payloads due on ``stream`` for ``conn`` now (final kline frames first)."""
+        symbol_lower, _, kind = stream.partition("@")
+        symbol = symbol_lower.upper()
+        if kind in ("ticker", "miniTicker"):
+            key: object = (symbol, kind)
+            if key not in cache:
+                builder = self.payloads.ticker_event if kind == "ticker" else self.payloads.mini_ticker_event
+                cache[key] = builder(symbol, now_ms)
+            return [cache[key]]
+        interval = kind[6:]
+        current = align_open(now_ms, interval)
+        opens: list[int] = []
+        last = conn.kline_open.get(stream)
+        if last is not None and last < current:
+            t = last
+            while t < current:
+                opens.append(t)
+                t = next_open(t, interval)
+            opens = opens[-_MAX_FINAL_FRAMES:]
+        opens.append(current)
+        conn.kline_open[stream] = current
+        frames = []
+        for open_ms in opens:
+            key = (symbol, interval, open_ms)
+            if key not in cache:
+                candle = self.market.candle(symbol, interval, open_ms, now_ms)
+                cache[key] = self.payloads.kline_event(candle, now_ms)
+            frames.append(cache[key])
+        return frames
+
+    async def push_once(self) -> None:
+        """Send every connection its due frames."""
+        now = self.clock.now_ms()
+        self.engine.match_resting()
+        cache: dict[object, object] = {}
+        for conn in list(self.connections):
+            texts = []
+            for stream in list(conn.streams):
+                for payload in self.frames_for(conn, stream, now, cache):
+                    frame = {"stream": stream, "data": payload} if conn.combined else payload
+                    texts.append(json.dumps(frame))
+            try:
+                for text in texts:
+                    await asyncio.wait_for(conn.ws.send_str(text), _SEND_TIMEOUT)
+            except (ConnectionError, TimeoutError, RuntimeError):
+                self.connections.discard(conn)
+                with contextlib.suppress(Exception):
+                    await conn.ws.close()
+
+    async def run(self) -> None:
+        """Push forever, every ``push_interval`` seconds."""
+        while True:
+            await asyncio.sleep(self.push_interval)
+            await self.push_once()
+
+    async def shutdown(self) -> None:
+        """Send ``serverShutdown`` to every client and close the sockets."""
+        event = {"e": "serverShutdown", "E": self.clock.now_ms()}
+        for conn in list(self.connections):
+            frame = {"stream": "!serverShutdown", "data": event} if conn.combined else event
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.ws.send_str(json.dumps(frame)), _SEND_TIMEOUT)
+                await asyncio.wait_for(conn.ws.close(), _SEND_TIMEOUT)
+        self.connections.clear()
