@@ -1,0 +1,338 @@
+"""The Storage protocol on SQLModel: SQLite (embedded default) and PostgreSQL (Supabase's too)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from decimal import Decimal
+from typing import Any, TypeVar
+
+from sqlalchemy import update
+from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlmodel import Session, SQLModel, col, delete, select
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from aitrader.models import (
+    Balance,
+    Heartbeat,
+    Order,
+    OrderStatus,
+    Position,
+    PositionStatus,
+    Signal,
+    SignalStatus,
+    Trader,
+    TraderStatus,
+    utcnow,
+)
+from aitrader.storage.base import Conflict, NotFound, StorageUnavailable
+from aitrader.storage.engine import create_storage_engine
+from aitrader.storage.migrations import migrate
+
+T = TypeVar("T", bound=SQLModel)
+R = TypeVar("R")
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
+
+
+# SQLite already waits out its busy timeout; this covers the rare lock that outlasts it.
+_retry_locked = retry(
+    retry=retry_if_exception(_is_locked), stop=stop_after_attempt(5), wait=wait_exponential(0.05, max=1), reraise=True
+)
+
+
+class SQLStorage:
+    """Storage over any SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://...``)."""
+
+    def __init__(self, url: str, *, read_only: bool = False, migrate_schema: bool = True) -> None:
+        self.url = url
+        self.read_only = read_only
+        self.engine = create_storage_engine(url, read_only=read_only)
+        if migrate_schema and not read_only:
+            self.migrate()
+
+    def migrate(self) -> list[int]:
+        """Apply pending schema migrations; return the versions applied."""
+        return self._guard(lambda: migrate(self.engine))
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine, expire_on_commit=False) as session:
+            yield session
+
+    def _guard(self, action: Callable[[], R]) -> R:
+        try:
+            return _retry_locked(action)()
+        except IntegrityError as exc:
+            raise Conflict(_integrity_message(exc)) from exc
+        except OperationalError as exc:
+            raise StorageUnavailable(f"the database cannot be reached or used: {exc.orig}") from exc
+
+    def _insert(self, row: T) -> T:
+        row = type(row).model_validate(row.model_dump())
+
+        def action() -> T:
+            with self._session() as session:
+                session.add(row)
+                session.commit()
+                return row
+
+        return self._guard(action)
+
+    def _get(self, model: type[T], key: Any) -> T:
+        def action() -> T:
+            with self._session() as session:
+                row = session.get(model, key)
+                if row is None:
+                    raise NotFound(f"no {model.__name__.lower()} with id {key!r}")
+                return row
+
+        return self._guard(action)
+
+    def _update(self, model: type[T], key: Any, changes: dict[str, Any]) -> T:
+        unknown = set(changes) - set(model.model_fields)
+        if unknown:
+            raise ValueError(f"{model.__name__} has no field(s) {', '.join(sorted(unknown))}")
+
+        def action() -> T:
+            with self._session() as session:
+                row = session.get(model, key)
+                if row is None:
+                    raise NotFound(f"no {model.__name__.lower()} with id {key!r}")
+                merged = {**row.model_dump(), **changes}
+                if "updated_at" in model.model_fields:
+                    merged["updated_at"] = utcnow()
+                checked = model.model_validate(merged)
+                for name in {*changes, "updated_at"} & set(model.model_fields):
+                    setattr(row, name, getattr(checked, name))
+                session.add(row)
+                session.commit()
+                return row
+
+        return self._guard(action)
+
+    def _select(self, statement: Any) -> list[Any]:
+        def action() -> list[Any]:
+            with self._session() as session:
+                return list(session.exec(statement).all())
+
+        return self._guard(action)
+
+    # -- traders --------------------------------------------------------------------------
+
+    def list_traders(self, user_id: str, *, active_only: bool = False) -> list[Trader]:
+        query = select(Trader).where(Trader.user_id == user_id)
+        if active_only:
+            query = query.where(Trader.status == TraderStatus.ACTIVE)
+        return self._select(query.order_by(col(Trader.created_at)))
+
+    def get_trader(self, trader_id: str) -> Trader:
+        return self._get(Trader, trader_id)
+
+    def create_trader(self, trader: Trader) -> Trader:
+        return self._insert(trader)
+
+    def update_trader(self, trader_id: str, **changes: Any) -> Trader:
+        return self._update(Trader, trader_id, changes)
+
+    def delete_trader(self, trader_id: str) -> None:
+        def action() -> None:
+            with self._session() as session:
+                row = session.get(Trader, trader_id)
+                if row is None:
+                    raise NotFound(f"no trader with id {trader_id!r}")
+                session.delete(row)
+                session.commit()
+
+        self._guard(action)
+
+    # -- signals --------------------------------------------------------------------------
+
+    def create_signal(self, signal: Signal) -> tuple[Signal, bool]:
+        signal = Signal.model_validate(signal.model_dump())
+
+        def action() -> tuple[Signal, bool]:
+            with self._session() as session:
+                existing = session.get(Signal, signal.id)
+                if existing is not None:
+                    return existing, False
+                session.add(signal)
+                try:
+                    session.commit()
+                except IntegrityError:
+                    session.rollback()
+                    existing = session.get(Signal, signal.id)
+                    if existing is None:
+                        raise
+                    return existing, False
+                return signal, True
+
+        return self._guard(action)
+
+    def get_signal(self, signal_id: str) -> Signal:
+        return self._get(Signal, signal_id)
+
+    def update_signal(self, signal_id: str, **changes: Any) -> Signal:
+        return self._update(Signal, signal_id, changes)
+
+    def list_signals(
+        self,
+        *,
+        user_id: str | None = None,
+        trader_id: str | None = None,
+        symbol: str | None = None,
+        status: SignalStatus | None = None,
+        limit: int = 100,
+    ) -> list[Signal]:
+        query = select(Signal)
+        if user_id is not None:
+            query = query.where(Signal.user_id == user_id)
+        if trader_id is not None:
+            query = query.where(Signal.trader_id == trader_id)
+        if symbol is not None:
+            query = query.where(Signal.symbol == symbol)
+        if status is not None:
+            query = query.where(Signal.status == status)
+        query = query.order_by(col(Signal.created_at).desc(), col(Signal.candle_time).desc())
+        return self._select(query.limit(max(1, min(limit, 10_000))))
+
+    # -- positions ------------------------------------------------------------------------
+
+    def create_position(self, position: Position) -> Position:
+        return self._insert(position)
+
+    def get_position(self, position_id: str) -> Position:
+        return self._get(Position, position_id)
+
+    def update_position(self, position_id: str, **changes: Any) -> Position:
+        return self._update(Position, position_id, changes)
+
+    def list_positions(
+        self, user_id: str, *, status: PositionStatus | None = None, limit: int = 500
+    ) -> list[Position]:
+        query = select(Position).where(Position.user_id == user_id)
+        if status is not None:
+            query = query.where(Position.status == status)
+        query = query.order_by(col(Position.created_at).desc())
+        return self._select(query.limit(max(1, min(limit, 10_000))))
+
+    def close_position(
+        self,
+        position_id: str,
+        *,
+        exit_price: Decimal,
+        pnl: Decimal,
+        pnl_pct: Decimal,
+        reason: str,
+        status: PositionStatus = PositionStatus.CLOSED,
+        exit_order_id: str | None = None,
+        fees: Decimal | None = None,
+    ) -> tuple[Position, bool]:
+        if status is PositionStatus.OPEN:
+            raise ValueError("close_position needs a closed status (closed or stopped)")
+        now = utcnow()
+        values: dict[str, Any] = {
+            "status": status,
+            "exit_price": exit_price,
+            "current_price": exit_price,
+            "pnl": pnl,
+            "pnl_pct": pnl_pct,
+            "close_reason": reason,
+            "exit_order_id": exit_order_id,
+            "closed_at": now,
+            "updated_at": now,
+        }
+        if fees is not None:
+            values["fees"] = fees
+
+        def action() -> tuple[Position, bool]:
+            with self._session() as session:
+                # The status condition makes the close exactly-once across racing callers.
+                result = session.exec(  # type: ignore[call-overload]
+                    update(Position)
+                    .where(col(Position.id) == position_id, col(Position.status) == PositionStatus.OPEN)
+                    .values(**values)
+                )
+                session.commit()
+                row = session.get(Position, position_id, populate_existing=True)
+                if row is None:
+                    raise NotFound(f"no position with id {position_id!r}")
+                return row, result.rowcount == 1
+
+        return self._guard(action)
+
+    # -- orders ---------------------------------------------------------------------------
+
+    def create_order(self, order: Order) -> Order:
+        return self._insert(order)
+
+    def get_order(self, order_id: str) -> Order:
+        return self._get(Order, order_id)
+
+    def get_order_by_client_id(self, client_order_id: str) -> Order | None:
+        rows = self._select(select(Order).where(Order.client_order_id == client_order_id))
+        return rows[0] if rows else None
+
+    def update_order(self, order_id: str, **changes: Any) -> Order:
+        return self._update(Order, order_id, changes)
+
+    def list_orders(
+        self, user_id: str, *, status: Sequence[OrderStatus] | None = None, limit: int = 100
+    ) -> list[Order]:
+        query = select(Order).where(Order.user_id == user_id)
+        if status:
+            query = query.where(col(Order.status).in_(list(status)))
+        query = query.order_by(col(Order.created_at).desc())
+        return self._select(query.limit(max(1, min(limit, 10_000))))
+
+    # -- balances -------------------------------------------------------------------------
+
+    def get_balances(self, user_id: str) -> list[Balance]:
+        return self._select(select(Balance).where(Balance.user_id == user_id).order_by(col(Balance.asset)))
+
+    def set_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
+        rows = [Balance.model_validate({**b.model_dump(), "user_id": user_id}) for b in balances]
+
+        def action() -> None:
+            with self._session() as session:
+                session.exec(delete(Balance).where(col(Balance.user_id) == user_id))  # type: ignore[call-overload]
+                session.add_all(rows)
+                session.commit()
+
+        self._guard(action)
+
+    # -- heartbeat ------------------------------------------------------------------------
+
+    def heartbeat(self, component: str, user_id: str = "", info: dict[str, Any] | None = None) -> None:
+        row = Heartbeat(component=component, user_id=user_id, at=utcnow(), info=info or {})
+
+        def action() -> None:
+            with self._session() as session:
+                session.merge(row)
+                session.commit()
+
+        self._guard(action)
+
+    def get_heartbeat(self, component: str) -> Heartbeat | None:
+        try:
+            return self._get(Heartbeat, component)
+        except NotFound:
+            return None
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _integrity_message(exc: IntegrityError) -> str:
+    text = str(exc.orig)
+    if "uq_traders_user_name" in text or "traders.user_id, traders.name" in text:
+        return "a trader with this name already exists; choose another name"
+    if "client_order_id" in text:
+        return "an order with this client order id already exists"
+    if "FOREIGN KEY" in text or "foreign key" in text:
+        return "the row refers to a trader, signal or position that does not exist"
+    return f"the write breaks a uniqueness or reference rule: {text}"

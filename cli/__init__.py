@@ -1,0 +1,1 @@
+"""The `aitrader` command line (Typer) and the terminal UI (Textual)."""

@@ -1,0 +1,248 @@
+"""The storage contract: every backend (SQLite and a real PostgreSQL) behaves the same."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from aitrader.models import (
+    Balance,
+    Order,
+    OrderStatus,
+    Position,
+    PositionStatus,
+    Signal,
+    SignalStatus,
+    Trader,
+    TraderStatus,
+)
+from aitrader.storage import Conflict, NotFound, SQLStorage, Storage, sqlite_url
+from aitrader.storage.migrations import LATEST_VERSION, current_version
+
+TABLES = "orders, positions, signals, traders, balances, heartbeats"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SQLStorage]:
+    if request.param == "sqlite":
+        store = SQLStorage(sqlite_url(tmp_path / "contract.db"))
+    else:
+        store = SQLStorage(request.getfixturevalue("postgres_url"))
+        with store.engine.begin() as connection:
+            connection.execute(text(f"TRUNCATE {TABLES} CASCADE"))
+    yield store
+    store.close()
+
+
+def make_trader(user_id: str = "alice", name: str = "rsi dip", **extra: object) -> Trader:
+    return Trader.model_validate(
+        {
+            "user_id": user_id,
+            "name": name,
+            "symbols": ["BTCUSDT", "ETHUSDT"],
+            "timeframes": ["1m", "5m"],
+            "signal_code": "rsi(close, 14) < 30",
+            **extra,
+        }
+    )
+
+
+def make_signal(trader: Trader, candle_time: int = 1_700_000_000_000, **extra: object) -> Signal:
+    return Signal.model_validate(
+        {
+            "trader_id": trader.id,
+            "user_id": trader.user_id,
+            "symbol": "BTCUSDT",
+            "timeframe": "1m",
+            "candle_time": candle_time,
+            "trigger_price": Decimal("64000.12"),
+            **extra,
+        }
+    )
+
+
+def make_position(user_id: str = "alice", **extra: object) -> Position:
+    return Position.model_validate(
+        {
+            "user_id": user_id,
+            "symbol": "BTCUSDT",
+            "side": "LONG",
+            "entry_price": Decimal("64000.10"),
+            "size": Decimal("0.00123456"),
+            "stop_loss": Decimal("63000"),
+            "take_profit": Decimal("66000"),
+            **extra,
+        }
+    )
+
+
+def test_backend_satisfies_protocol(storage: SQLStorage) -> None:
+    assert isinstance(storage, Storage)
+    assert current_version(storage.engine) == LATEST_VERSION
+
+
+def test_migrate_twice_changes_nothing(storage: SQLStorage) -> None:
+    assert storage.migrate() == []
+    assert current_version(storage.engine) == LATEST_VERSION
+
+
+def test_trader_round_trip_and_active_filter(storage: SQLStorage) -> None:
+    active = storage.create_trader(make_trader(stop_loss_pct=Decimal("1.5")))
+    storage.create_trader(make_trader(name="paused", status=TraderStatus.INACTIVE))
+    storage.create_trader(make_trader(user_id="bob"))
+
+    loaded = storage.get_trader(active.id)
+    assert loaded.symbols == ["BTCUSDT", "ETHUSDT"]
+    assert loaded.timeframes == ["1m", "5m"]
+    assert loaded.stop_loss_pct == Decimal("1.5")
+    assert loaded.created_at.tzinfo is not None
+    assert [t.id for t in storage.list_traders("alice", active_only=True)] == [active.id]
+    assert len(storage.list_traders("alice")) == 2
+
+
+def test_trader_name_is_unique_per_user(storage: SQLStorage) -> None:
+    storage.create_trader(make_trader())
+    with pytest.raises(Conflict, match="already exists"):
+        storage.create_trader(make_trader())
+
+
+def test_update_trader_validates_and_stamps(storage: SQLStorage) -> None:
+    trader = storage.create_trader(make_trader())
+    updated = storage.update_trader(trader.id, status=TraderStatus.INACTIVE, symbols=["solusdt"])
+    assert updated.status is TraderStatus.INACTIVE
+    assert updated.symbols == ["SOLUSDT"]
+    assert updated.updated_at >= trader.updated_at
+    with pytest.raises(ValueError, match="Binance interval"):
+        storage.update_trader(trader.id, timeframes=["7m"])
+    with pytest.raises(ValueError, match="no field"):
+        storage.update_trader(trader.id, colour="red")
+    assert storage.get_trader(trader.id).timeframes == ["1m", "5m"]
+
+
+def test_delete_trader_cascades_to_signals(storage: SQLStorage) -> None:
+    trader = storage.create_trader(make_trader())
+    storage.create_signal(make_signal(trader))
+    storage.delete_trader(trader.id)
+    with pytest.raises(NotFound):
+        storage.get_trader(trader.id)
+    assert storage.list_signals(trader_id=trader.id) == []
+    with pytest.raises(NotFound):
+        storage.delete_trader(trader.id)
+
+
+def test_signal_is_created_once_per_candle(storage: SQLStorage) -> None:
+    trader = storage.create_trader(make_trader())
+    first, created = storage.create_signal(make_signal(trader, meta={"conditions": ["rsi(close, 14) < 30"]}))
+    again, created_again = storage.create_signal(make_signal(trader))
+    assert created and not created_again
+    assert again.id == first.id
+    assert again.meta == {"conditions": ["rsi(close, 14) < 30"]}
+    storage.create_signal(make_signal(trader, candle_time=1_700_000_060_000))
+    assert len(storage.list_signals(trader_id=trader.id)) == 2
+
+
+def test_signal_queries_and_update(storage: SQLStorage) -> None:
+    trader = storage.create_trader(make_trader())
+    for i in range(5):
+        storage.create_signal(make_signal(trader, candle_time=1_700_000_000_000 + i * 60_000))
+    storage.create_signal(make_signal(trader, symbol="ETHUSDT"))
+    newest = storage.list_signals(trader_id=trader.id, limit=3)
+    assert len(newest) == 3
+    assert newest[0].symbol == "ETHUSDT"  # newest first
+    assert [s.created_at for s in newest] == sorted((s.created_at for s in newest), reverse=True)
+    assert len(storage.list_signals(symbol="ETHUSDT")) == 1
+    target = newest[0]
+    storage.update_signal(target.id, status=SignalStatus.EXECUTED, confidence=72.5, reasoning="trend up")
+    done = storage.list_signals(user_id="alice", status=SignalStatus.EXECUTED)
+    assert [s.id for s in done] == [target.id]
+    assert done[0].confidence == 72.5
+
+
+def test_decimal_amounts_are_exact(storage: SQLStorage) -> None:
+    position = storage.create_position(make_position(size=Decimal("0.00000001"), entry_price=Decimal("0.1"), stop_loss=None, take_profit=None))
+    loaded = storage.get_position(position.id)
+    assert loaded.size == Decimal("0.00000001")
+    assert loaded.entry_price + Decimal("0.2") == Decimal("0.3")
+
+
+def test_positions_open_list_and_close_exactly_once(storage: SQLStorage) -> None:
+    position = storage.create_position(make_position())
+    storage.create_position(make_position(user_id="bob"))
+    assert [p.id for p in storage.list_positions("alice", status=PositionStatus.OPEN)] == [position.id]
+
+    kwargs = {"exit_price": Decimal("66000"), "pnl": Decimal("2.44"), "pnl_pct": Decimal("3.12"), "reason": "tp"}
+    closed, first = storage.close_position(position.id, **kwargs)  # type: ignore[arg-type]
+    again, second = storage.close_position(position.id, **kwargs)  # type: ignore[arg-type]
+    assert (first, second) == (True, False)
+    assert closed.status is PositionStatus.CLOSED
+    assert closed.closed_at is not None
+    assert again.exit_price == Decimal("66000")
+    assert storage.list_positions("alice", status=PositionStatus.OPEN) == []
+
+
+def test_position_update_keeps_levels_valid(storage: SQLStorage) -> None:
+    position = storage.create_position(make_position())
+    moved = storage.update_position(position.id, current_price=Decimal("65000"), pnl=Decimal("1.23"))
+    assert moved.current_price == Decimal("65000")
+    with pytest.raises(ValueError, match="stop_loss"):
+        storage.update_position(position.id, stop_loss=Decimal("70000"))
+
+
+def test_orders_by_client_id_and_status(storage: SQLStorage) -> None:
+    order = storage.create_order(
+        Order.model_validate(
+            {
+                "user_id": "alice",
+                "client_order_id": "at-abc-entry",
+                "symbol": "BTCUSDT",
+                "side": "BUY",
+                "type": "LIMIT",
+                "quantity": Decimal("0.001"),
+                "price": Decimal("60000"),
+            }
+        )
+    )
+    assert storage.get_order_by_client_id("at-abc-entry") == storage.get_order(order.id)
+    assert storage.get_order_by_client_id("missing") is None
+    fills = [{"price": "60000", "qty": "0.001", "commission": "0.000001", "commission_asset": "BTC"}]
+    storage.update_order(order.id, status=OrderStatus.FILLED, executed_qty=Decimal("0.001"), fills=fills)
+    assert storage.get_order(order.id).fills == fills
+    assert storage.list_orders("alice", status=[OrderStatus.NEW]) == []
+    assert len(storage.list_orders("alice", status=[OrderStatus.FILLED])) == 1
+    with pytest.raises(Conflict):
+        storage.create_order(Order.model_validate({**order.model_dump(), "id": "other"}))
+
+
+def test_balances_replace_atomically(storage: SQLStorage) -> None:
+    storage.set_balances("alice", [Balance(user_id="alice", asset="USDT", free=Decimal("10000"), locked=Decimal(0))])
+    storage.set_balances(
+        "alice",
+        [
+            Balance(user_id="alice", asset="USDT", free=Decimal("9000.5"), locked=Decimal("10")),
+            Balance(user_id="alice", asset="BTC", free=Decimal("0.015"), locked=Decimal(0)),
+        ],
+    )
+    balances = {b.asset: (b.free, b.locked) for b in storage.get_balances("alice")}
+    assert balances == {"BTC": (Decimal("0.015"), Decimal(0)), "USDT": (Decimal("9000.5"), Decimal("10"))}
+    assert storage.get_balances("bob") == []
+
+
+def test_heartbeat_upserts(storage: SQLStorage) -> None:
+    assert storage.get_heartbeat("supervisor") is None
+    storage.heartbeat("supervisor", "alice", {"running": True})
+    storage.heartbeat("supervisor", "alice", {"running": False})
+    beat = storage.get_heartbeat("supervisor")
+    assert beat is not None
+    assert beat.info == {"running": False}
+
+
+def test_missing_rows_raise_not_found(storage: SQLStorage) -> None:
+    for get in (storage.get_trader, storage.get_signal, storage.get_position, storage.get_order):
+        with pytest.raises(NotFound):
+            get("nope")
+    with pytest.raises(NotFound):
+        storage.update_position("nope", pnl=Decimal(1))
