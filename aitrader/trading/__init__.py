@@ -10,6 +10,7 @@ from aitrader.trading.broker import (
     SubmitOrder,
     client_order_id_for,
 )
+from aitrader.trading.circuit import CircuitBreaker, CircuitState
 from aitrader.trading.errors import (
     CircuitOpen,
     DuplicateOrder,
@@ -23,6 +24,7 @@ from aitrader.trading.errors import (
     TradingError,
     UnknownOrder,
 )
+from aitrader.trading.live import LiveBroker, binance_client
 from aitrader.trading.paper import PaperBroker
 from aitrader.trading.rules import SymbolRules, rules_from_exchange_info
 
@@ -32,10 +34,13 @@ __all__ = [
     "MANUAL",
     "AssetBalance",
     "Broker",
+    "CircuitBreaker",
     "CircuitOpen",
+    "CircuitState",
     "DuplicateOrder",
     "FilterFailure",
     "InsufficientBalance",
+    "LiveBroker",
     "OrderRejected",
     "OrderResult",
     "PaperBroker",
@@ -47,6 +52,7 @@ __all__ = [
     "TemporaryError",
     "TradingError",
     "UnknownOrder",
+    "binance_client",
     "client_order_id_for",
     "rules_from_exchange_info",
 ]

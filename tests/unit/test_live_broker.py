@@ -15,6 +15,7 @@ from aitrader.storage.sql import SQLStorage
 from aitrader.trading import (
     ENTRY,
     EXIT,
+    CircuitOpen,
     FilterFailure,
     InsufficientBalance,
     ReconciliationMismatch,
@@ -23,6 +24,7 @@ from aitrader.trading import (
     UnknownOrder,
     client_order_id_for,
 )
+from aitrader.trading.circuit import CircuitState
 from aitrader.trading.live import LiveBroker, binance_client
 
 
@@ -179,3 +181,15 @@ def test_reconcile_reports_balance_differences(broker: LiveBroker) -> None:
     mismatch = broker.reconcile()
     assert mismatch is not None and broker.entries_blocked is mismatch
     assert any(line.startswith("BTC balance is 0.000999") for line in mismatch.differences)
+
+
+def test_repeated_5xx_open_the_circuit(broker: LiveBroker, exchange: ExchangeThread) -> None:
+    # Arrange: 3 attempts per submit, the breaker opens at the 5th consecutive failure
+    exchange.faults.fail_next("/api/v3/order", status=503, times=10)
+    with pytest.raises(TemporaryError):
+        broker.submit(_buy(source="a"))
+    # Act / Assert: the second submit trips the breaker before its third attempt
+    with pytest.raises(CircuitOpen, match="paused"):
+        broker.submit(_buy(source="b"))
+    assert broker.breaker.state is CircuitState.OPEN
+    exchange.faults.clear()
