@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import calendar
+from datetime import UTC, datetime
+
 MINUTE_MS = 60_000
 HOUR_MS = 60 * MINUTE_MS
 DAY_MS = 24 * HOUR_MS
@@ -40,7 +43,30 @@ def interval_ms(interval: str) -> int:
         ) from None
 
 
+_WEEK_OFFSET_MS = 4 * DAY_MS  # 1970-01-01 was a Thursday; Binance weeks open on Monday 00:00 UTC
+
+
 def candle_open_time(ts_ms: int, interval: str) -> int:
-    """Open time of the candle of ``interval`` that contains ``ts_ms`` (fixed-length intervals)."""
+    """Open time of the ``interval`` candle containing ``ts_ms`` (Monday weeks, calendar months)."""
+    if interval == "1M":
+        moment = datetime.fromtimestamp(ts_ms / 1000, UTC)
+        return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1000)
     length = interval_ms(interval)
+    if interval == "1w":
+        return ts_ms - (ts_ms - _WEEK_OFFSET_MS) % length
     return ts_ms - ts_ms % length
+
+
+def next_candle_open(open_ms: int, interval: str) -> int:
+    """Open time of the candle after the one opening at ``open_ms``."""
+    if interval == "1M":
+        moment = datetime.fromtimestamp(open_ms / 1000, UTC)
+        return open_ms + calendar.monthrange(moment.year, moment.month)[1] * DAY_MS
+    return open_ms + interval_ms(interval)
+
+
+def prev_candle_open(open_ms: int, interval: str) -> int:
+    """Open time of the candle before the one opening at ``open_ms``."""
+    if interval == "1M":
+        return candle_open_time(open_ms - 1, interval)
+    return open_ms - interval_ms(interval)

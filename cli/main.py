@@ -6,6 +6,7 @@ import typer
 
 from aitrader import __version__
 from cli import config_cmd, db_cmd
+from cli.exchange_cmd import exchange
 
 app = typer.Typer(
     name="aitrader",
@@ -15,6 +16,7 @@ app = typer.Typer(
 )
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
+app.command("exchange")(exchange)
 
 
 def _version(value: bool) -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.unit.exchange_fixtures import local_exchange, manual_exchange  # noqa: F401
+
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 
 

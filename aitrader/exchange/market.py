@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import calendar
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from aitrader.exchange.pathgen import (
@@ -17,9 +15,9 @@ from aitrader.exchange.pathgen import (
     PathGenerator,
 )
 from aitrader.exchange.symbols import SymbolSpec
-from aitrader.intervals import DAY_MS, INTERVAL_MS
-
-_WEEK_OFFSET_MS = 4 * DAY_MS  # 1970-01-01 was a Thursday; Binance weeks open on Monday
+from aitrader.intervals import candle_open_time as align_open
+from aitrader.intervals import next_candle_open as next_open
+from aitrader.intervals import prev_candle_open as prev_open
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,33 +65,6 @@ def combine(parts: list[Agg]) -> Agg:
         first_id=traded[0].first_id if traded else -1,
         last_id=traded[-1].last_id if traded else -1,
     )
-
-
-def align_open(ts_ms: int, interval: str) -> int:
-    """Open time of the ``interval`` candle containing ``ts_ms`` (Monday weeks, calendar months)."""
-    if interval == "1M":
-        moment = datetime.fromtimestamp(ts_ms / 1000, UTC)
-        return int(datetime(moment.year, moment.month, 1, tzinfo=UTC).timestamp() * 1000)
-    length = INTERVAL_MS[interval]
-    if interval == "1w":
-        return ts_ms - (ts_ms - _WEEK_OFFSET_MS) % length
-    return ts_ms - ts_ms % length
-
-
-def next_open(open_ms: int, interval: str) -> int:
-    """Open time of the candle after the one opening at ``open_ms``."""
-    if interval == "1M":
-        moment = datetime.fromtimestamp(open_ms / 1000, UTC)
-        days = calendar.monthrange(moment.year, moment.month)[1]
-        return open_ms + days * DAY_MS
-    return open_ms + INTERVAL_MS[interval]
-
-
-def prev_open(open_ms: int, interval: str) -> int:
-    """Open time of the candle before the one opening at ``open_ms``."""
-    if interval == "1M":
-        return align_open(open_ms - 1, interval)
-    return open_ms - INTERVAL_MS[interval]
 
 
 class SyntheticMarket:

@@ -12,7 +12,7 @@ import websockets
 from aitrader.exchange import ExchangeConfig, start_in_thread
 from tests.unit.exchange_fixtures import manual_exchange  # noqa: F401
 
-REFERENCE = json.loads(Path("/work/shared/reference/binance-spot-vectors.json").read_text())
+REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "binance-spot-vectors.json").read_text())
 TIMEOUT = 10.0
 
 
