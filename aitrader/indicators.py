@@ -153,8 +153,8 @@ def _rsi_block(x: Array, n: int) -> Array:
     if x.shape[1] <= n:
         return out
     change = np.diff(x, axis=1)
-    gain = np.where(change > 0, change, 0.0)
-    loss = np.where(change < 0, -change, 0.0)
+    gain = np.maximum(change, 0.0)
+    loss = np.maximum(-change, 0.0)
     avg_gain = np.empty_like(change[:, n - 1 :])
     avg_loss = np.empty_like(avg_gain)
     avg_gain[:, 0] = gain[:, :n].sum(axis=1) / n
@@ -164,7 +164,8 @@ def _rsi_block(x: Array, n: int) -> Array:
     total = avg_gain + avg_loss
     with np.errstate(divide="ignore", invalid="ignore"):
         value = 100.0 * (avg_gain / total)
-    out[:, n:] = np.where(total == 0.0, 0.0, value)
+    value[total == 0.0] = 0.0
+    out[:, n:] = value
     return out
 
 
