@@ -1,0 +1,40 @@
+"""Panel 3: signals, newest first, with the conditions that matched."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Static
+
+from cli.tui.format import MUTED, clock, price
+from cli.tui.state import TuiState
+from cli.tui.widgets.table import KeyedTable
+
+COLUMNS = (("time", "Time (UTC)"), ("trader", "Trader"), ("symbol", "Symbol"), ("tf", "TF"), ("status", "Status"),
+           ("price", "Trigger"), ("confidence", "Conf."), ("conditions", "Conditions matched"))
+STATUS_STYLES = {"pending": "#e0af68", "analyzing": "#7aa2f7", "executed": "#9ece6a", "cancelled": MUTED}
+SHOWN = 200
+
+
+class SignalsPanel(Vertical):
+    """The latest signals from every trader."""
+
+    def compose(self) -> ComposeResult:
+        yield Static("Signals", classes="panel-title")
+        yield KeyedTable(COLUMNS, id="signals-table")
+        yield Static("No signals yet: they appear here as traders' filters match.", classes="empty-note",
+                     id="signals-empty")
+
+    def show(self, state: TuiState) -> None:
+        rows = {}
+        for s in state.signals[:SHOWN]:
+            confidence = s.get("confidence")
+            status = str(s.get("status", ""))
+            rows[s["id"]] = (
+                clock(s.get("created_at")), s.get("trader_name", ""), s.get("symbol", ""), s.get("timeframe", ""),
+                Text(status, style=STATUS_STYLES.get(status, "")), price(s.get("trigger_price")),
+                "—" if confidence is None else f"{confidence:.0%}", " · ".join(s.get("conditions") or []),
+            )
+        self.query_one(KeyedTable).sync(rows)
+        self.query_one("#signals-empty").display = not rows
