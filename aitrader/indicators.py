@@ -153,15 +153,13 @@ def _rsi_block(x: Array, n: int) -> Array:
     if x.shape[1] <= n:
         return out
     change = np.diff(x, axis=1)
-    gain = np.maximum(change, 0.0)
-    loss = np.maximum(-change, 0.0)
-    avg_gain = np.empty_like(change[:, n - 1 :])
-    avg_loss = np.empty_like(avg_gain)
-    avg_gain[:, 0] = gain[:, :n].sum(axis=1) / n
-    avg_loss[:, 0] = loss[:, :n].sum(axis=1) / n
-    avg_gain[:, 1:] = _ema_from(gain[:, n:], avg_gain[:, 0], 1.0 / n)
-    avg_loss[:, 1:] = _ema_from(loss[:, n:], avg_loss[:, 0], 1.0 / n)
-    total = avg_gain + avg_loss
+    moves = np.concatenate([np.maximum(change, 0.0), np.maximum(-change, 0.0)])  # gains over losses
+    averages = np.empty((moves.shape[0], moves.shape[1] - n + 1))
+    averages[:, 0] = moves[:, :n].sum(axis=1) / n
+    averages[:, 1:] = _ema_from(moves[:, n:], averages[:, 0], 1.0 / n)
+    rows = x.shape[0]
+    avg_gain = averages[:rows]
+    total = avg_gain + averages[rows:]
     with np.errstate(divide="ignore", invalid="ignore"):
         value = 100.0 * (avg_gain / total)
     value[total == 0.0] = 0.0

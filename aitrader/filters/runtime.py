@@ -127,13 +127,19 @@ class CompiledFilter:
             holds = np.vstack([evaluation.holds(node) for node in self._condition_nodes])
         evaluation.check_time()
         matched = holds.all(axis=0)
-        texts = self.conditions
-        per_symbol = holds.T.tolist()
-        conditions = {
-            symbol: [text for text, held in zip(texts, row, strict=True) if held]
-            for symbol, row in zip(frame.symbols, per_symbol, strict=True)
-        }
         return FilterResult(
             matched=[frame.symbols[i] for i in np.flatnonzero(matched)],
-            conditions=conditions,
+            conditions=self._conditions_by_symbol(frame.symbols, holds),
         )
+
+    def _conditions_by_symbol(self, symbols: Sequence[str], holds: NDArray[np.bool_]) -> dict[str, list[str]]:
+        """Map each symbol to the conditions that held, building each distinct pattern's list once."""
+        texts = self.conditions
+        patterns: dict[tuple[bool, ...], list[str]] = {}
+        by_symbol: dict[str, list[str]] = {}
+        for symbol, row in zip(symbols, map(tuple, holds.T.tolist()), strict=True):
+            held = patterns.get(row)
+            if held is None:
+                held = patterns[row] = [text for text, flag in zip(texts, row, strict=True) if flag]
+            by_symbol[symbol] = held.copy()
+        return by_symbol
