@@ -1,7 +1,7 @@
 """Market data: Binance wire decoding, candle ring buffers and the stream feed client."""
 
 from aitrader.market.buffers import BackfillResult, MarketBuffers, MarketFrame, TickerSnapshot
-from aitrader.market.candles import FIELDS, Applied, CandleBuffer, next_open_time
+from aitrader.market.candles import FIELDS, Applied, CandleBuffer
 from aitrader.market.errors import BackfillError, MalformedFrameError, MarketDataError, StreamLimitError
 from aitrader.market.event_queue import DropOldestQueue
 from aitrader.market.events import (
@@ -23,5 +23,5 @@ __all__ = [
     "CandleClosed", "Connected", "Disconnected", "DropOldestQueue", "FeedConfig", "FeedHealth",
     "GapDetected", "MalformedFrameError", "MarketBuffers", "MarketDataError", "MarketEvent",
     "MarketFeed", "MarketFrame", "PriceUpdated", "StreamLimitError", "SubscriptionRejected",
-    "TickerSnapshot", "TokenBucket", "next_open_time",
+    "TickerSnapshot", "TokenBucket",
 ]

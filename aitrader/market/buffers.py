@@ -120,14 +120,19 @@ class MarketBuffers:
     def backfill(self, symbol: str, interval: str, rest_klines: Sequence[RestKline], now_ms: int) -> BackfillResult:
         """Merge REST klines so the buffer ends with no gap and no duplicate.
 
-        Rows whose close time is still in the future (``>= now_ms``: the last REST row while its
-        candle is open) become the open candle instead of a closed one.
+        The last REST row becomes the open candle when its close time is still in the future
+        (``>= now_ms``); every earlier row is a closed candle.
         """
         buffer = self._buffers.get((symbol, interval))
         if buffer is None:
             buffer = self._buffers[(symbol, interval)] = CandleBuffer(symbol, interval, self.capacity)
-        closed = [row for row in rest_klines if row.close_time < now_ms]
-        still_open = [row for row in rest_klines if row.close_time >= now_ms]
+        # Every row but the last is closed by definition; the last one is the open candle
+        # unless its close time has passed. Deciding by the local clock alone would misfile
+        # closed rows whenever the exchange's clock runs ahead (skew, or a sped-up local exchange).
+        rows = list(rest_klines)
+        last_open = bool(rows) and rows[-1].close_time >= now_ms
+        closed = rows[:-1] if last_open else rows
+        still_open = rows[-1:] if last_open else []
         new_candles = buffer.merge(closed)
         for row in still_open:
             buffer.update_open(row)

@@ -10,20 +10,20 @@ every N appends).  The open (in-progress) candle is kept apart and never mixed w
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from enum import IntEnum
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from aitrader.intervals import interval_ms
+from aitrader.intervals import interval_ms, next_candle_open, prev_candle_open
 
 #: Float fields stored per candle, in row order.
 FIELDS: tuple[str, ...] = ("open", "high", "low", "close", "volume", "quote_volume")
 OPEN, HIGH, LOW, CLOSE, VOLUME, QUOTE_VOLUME = range(len(FIELDS))
 
 DEFAULT_CAPACITY = 250
+_EMPTY = -(2**62)
 
 
 class CandleSource(Protocol):
@@ -54,21 +54,12 @@ class Applied(IntEnum):
     GAP = 3  # appended, but candles between the previous one and this one are missing
 
 
-def next_open_time(open_time: int, interval: str) -> int:
-    """Open time of the candle after the one opening at ``open_time`` (calendar months for 1M)."""
-    if interval != "1M":
-        return open_time + interval_ms(interval)
-    opened = datetime.fromtimestamp(open_time / 1000, tz=UTC)
-    year, month = (opened.year + 1, 1) if opened.month == 12 else (opened.year, opened.month + 1)
-    return int(datetime(year, month, 1, tzinfo=UTC).timestamp() * 1000)
-
-
 class CandleBuffer:
     """Closed candles of one (symbol, interval) in a fixed-size window, plus the open candle."""
 
     __slots__ = (
         "symbol", "interval", "capacity", "last_gap", "_step", "_monthly", "_values", "_times",
-        "_rows", "_start", "_end", "_open",
+        "_rows", "_start", "_end", "_open", "_last",
     )
 
     def __init__(self, symbol: str, interval: str, capacity: int = DEFAULT_CAPACITY) -> None:
@@ -87,6 +78,7 @@ class CandleBuffer:
         self._start = 0
         self._end = 0
         self._open: CandleSource | None = None
+        self._last = _EMPTY  # open time of the newest closed candle, as a Python int (hot path)
 
     # -- reads -------------------------------------------------------------------------------
 
@@ -113,7 +105,7 @@ class CandleBuffer:
     @property
     def last_open_time(self) -> int | None:
         """Open time of the newest closed candle, or None when empty."""
-        return int(self._times[self._end - 1]) if self._end > self._start else None
+        return self._last if self._end > self._start else None
 
     @property
     def open_candle(self) -> tuple[int, npt.NDArray[np.float64]] | None:
@@ -127,7 +119,7 @@ class CandleBuffer:
 
     def update_open(self, candle: CandleSource) -> bool:
         """Keep ``candle`` as the in-progress candle unless a closed one already covers it."""
-        if self._end > self._start and candle.open_time <= self._times[self._end - 1]:
+        if candle.open_time <= self._last:
             return False
         current = self._open
         if current is not None and candle.open_time < current.open_time:
@@ -141,11 +133,11 @@ class CandleBuffer:
         start, end = self._start, self._end
         result = Applied.APPENDED
         if end > start:
-            last = int(self._times[end - 1])
+            last = self._last
             if open_time > last:
-                expected = next_open_time(last, self.interval) if self._monthly else last + self._step
+                expected = next_candle_open(last, self.interval) if self._monthly else last + self._step
                 if open_time > expected:
-                    last_missing = open_time - self._step if not self._monthly else expected
+                    last_missing = prev_candle_open(open_time, self.interval) if self._monthly else open_time - self._step
                     self.last_gap = (expected, last_missing)
                     result = Applied.GAP
             elif open_time == last:
@@ -162,6 +154,7 @@ class CandleBuffer:
                 start, end = self._compact(start, end)
         self._write(end, open_time, candle)
         self._start, self._end = start, end + 1
+        self._last = open_time
         self._drop_open_at_or_before(open_time)
         return result
 
@@ -188,7 +181,8 @@ class CandleBuffer:
         self._values[:, :count] = all_values[:, chosen]
         self._values[:, count:] = np.nan
         self._start, self._end = 0, count
-        self._drop_open_at_or_before(int(self._times[count - 1]))
+        self._last = int(self._times[count - 1])
+        self._drop_open_at_or_before(self._last)
         return new_count
 
     def gaps(self) -> list[tuple[int, int]]:
@@ -197,9 +191,9 @@ class CandleBuffer:
         found: list[tuple[int, int]] = []
         if self._monthly:
             for previous, current in zip(times[:-1].tolist(), times[1:].tolist(), strict=True):
-                expected = next_open_time(previous, self.interval)
+                expected = next_candle_open(previous, self.interval)
                 if current > expected:
-                    found.append((expected, current - 1))
+                    found.append((expected, prev_candle_open(current, self.interval)))
             return found
         steps = np.diff(times)
         for index in np.nonzero(steps != self._step)[0].tolist():
@@ -209,6 +203,7 @@ class CandleBuffer:
     def clear(self) -> None:
         """Forget every candle (e.g. when the symbol is unsubscribed)."""
         self._start = self._end = 0
+        self._last = _EMPTY
         self._open = None
         self.last_gap = None
 

@@ -13,10 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 import httpx
 import msgspec
@@ -26,7 +25,7 @@ from websockets.exceptions import InvalidHandshake, WebSocketException
 from aitrader.intervals import interval_ms
 from aitrader.market.buffers import MarketBuffers
 from aitrader.market.candles import DEFAULT_CAPACITY, Applied
-from aitrader.market.errors import BackfillError, MalformedFrameError, MarketDataError, StreamLimitError
+from aitrader.market.errors import MarketDataError, StreamLimitError
 from aitrader.market.event_queue import DropOldestQueue
 from aitrader.market.events import (
     Backfilled,
@@ -40,16 +39,18 @@ from aitrader.market.events import (
     SubscriptionRejected,
 )
 from aitrader.market.pacing import Backoff, TokenBucket
+from aitrader.market.rest import fetch_klines
 from aitrader.market.stats import LatencyWindow, Staleness
+from aitrader.market.tasks import supervise
 from aitrader.market.wire import (
+    WS_DECODER,
     KlineEvent,
     ServerShutdown,
     TickerEvent,
     WsMessage,
-    decode_api_error,
-    decode_klines,
     decode_ws_message,
     kline_stream,
+    malformed,
     ticker_stream,
 )
 
@@ -72,6 +73,9 @@ class FeedConfig:
     #: second.  Binance allows 5 incoming messages per second per connection *including*
     #: ping/pong frames, so 3 (at most 4 in any second) leaves room for keepalive.
     control_rate_per_s: float = 3.0
+    #: Frames websockets may queue before it stops reading the socket (pings still get answered
+    #: while the reader keeps up; a deeper queue absorbs bursts).
+    max_queue: int = 1024
     ping_interval_s: float = 20.0
     ping_timeout_s: float = 20.0
     open_timeout_s: float = 10.0
@@ -264,6 +268,7 @@ class MarketFeed:
             open_timeout=self.config.open_timeout_s,
             close_timeout=2,
             max_size=2**22,
+            max_queue=self.config.max_queue,
         ) as ws:
             self._stash = []
             self._control = asyncio.Queue()
@@ -273,7 +278,7 @@ class MarketFeed:
             self._backoff.connected()
             self.events.put(Connected(url, len(streams)))
             try:
-                await _supervise(
+                await supervise(
                     terminal=[self._read(ws), self._wait_for_stop(), self._renew_after_max_age()],
                     helpers=[self._initial_backfill(http), self._send_control(ws, http),
                              self._repair_gaps(http), self._flush_prices()],
@@ -319,7 +324,7 @@ class MarketFeed:
 
         async def one(symbol: str, interval: str) -> None:
             async with limiter:
-                rows = await self._fetch_klines(http, symbol, interval)
+                rows = await fetch_klines(http, self.config.api_url, symbol, interval, self.config.capacity + 1)
             if symbol not in self._symbols:
                 return
             result = self.buffers.backfill(symbol, interval, rows, int(self._clock() * 1000))
@@ -329,21 +334,6 @@ class MarketFeed:
                 self.events.put(GapDetected(symbol, interval, first, last))
 
         await asyncio.gather(*(one(symbol, interval) for symbol, interval in keys))
-
-    async def _fetch_klines(self, http: httpx.AsyncClient, symbol: str, interval: str) -> list[Any]:
-        params: dict[str, str | int] = {"symbol": symbol, "interval": interval, "limit": self.config.capacity + 1}
-        response = await http.get(f"{self.config.api_url}/api/v3/klines", params=params)
-        if response.status_code != 200:
-            try:
-                error = decode_api_error(response.content)
-                detail = f"code {error.code}: {error.msg}"
-            except MalformedFrameError:
-                detail = response.text[:200]
-            raise BackfillError(
-                f"GET /api/v3/klines for {symbol} {interval} failed with HTTP {response.status_code} "
-                f"({detail}); check the symbol and the api_url"
-            )
-        return decode_klines(response.content)
 
     async def _send_control(self, ws: ClientConnection, http: httpx.AsyncClient) -> None:
         while True:
@@ -386,7 +376,10 @@ class MarketFeed:
 
     def on_message(self, raw: bytes | str) -> None:
         """Decode one stream message and apply it; ``MalformedFrameError`` on corrupt data."""
-        message = decode_ws_message(raw)
+        try:
+            message = WS_DECODER.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise malformed("stream message", raw, exc) from exc
         data = message.data
         now = self._clock()
         self._last_message_at = now
@@ -417,6 +410,7 @@ class MarketFeed:
         elif type(data) is ServerShutdown:
             raise _SessionEnded("the exchange announced a server shutdown", reconnect_now=True)
         elif data is None:
+            decode_ws_message(raw)  # raises when the message is neither a reply nor an error
             self._on_reply(message)
 
     def _on_reply(self, message: WsMessage) -> None:
@@ -428,24 +422,6 @@ class MarketFeed:
 
     def _streams_of(self, symbol: str) -> list[str]:
         return [kline_stream(symbol, i) for i in self.config.intervals] + [ticker_stream(symbol)]
-
-
-async def _supervise(terminal: list[Coroutine[Any, Any, None]], helpers: list[Coroutine[Any, Any, None]]) -> None:
-    """Run tasks until a terminal one finishes or any one fails; cancel the rest; re-raise."""
-    terminal_tasks = {asyncio.ensure_future(coro) for coro in terminal}
-    running = terminal_tasks | {asyncio.ensure_future(coro) for coro in helpers}
-    try:
-        while running:
-            done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                if task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            if done & terminal_tasks:
-                return
-    finally:
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*running, return_exceptions=True)
 
 
 def _describe(exc: BaseException) -> str:

@@ -16,7 +16,7 @@ from msgspec import Struct, field
 from aitrader.market.errors import MalformedFrameError
 
 
-class Kline(Struct, frozen=True):
+class Kline(Struct, frozen=True, gc=False):
     """The candle inside a ``kline`` event (``k``)."""
 
     open_time: int = field(name="t")
@@ -38,7 +38,7 @@ class Kline(Struct, frozen=True):
     ignore: str = field(name="B", default="0")
 
 
-class KlineEvent(Struct, frozen=True, tag_field="e", tag="kline"):
+class KlineEvent(Struct, frozen=True, gc=False, tag_field="e", tag="kline"):
     """``<symbol>@kline_<interval>`` payload."""
 
     event_time: int = field(name="E")
@@ -46,7 +46,7 @@ class KlineEvent(Struct, frozen=True, tag_field="e", tag="kline"):
     kline: Kline = field(name="k")
 
 
-class TickerEvent(Struct, frozen=True, tag_field="e", tag="24hrTicker"):
+class TickerEvent(Struct, frozen=True, gc=False, tag_field="e", tag="24hrTicker"):
     """``<symbol>@ticker`` payload: rolling 24-hour statistics."""
 
     event_time: int = field(name="E")
@@ -73,7 +73,7 @@ class TickerEvent(Struct, frozen=True, tag_field="e", tag="24hrTicker"):
     trades: int = field(name="n")
 
 
-class MiniTickerEvent(Struct, frozen=True, tag_field="e", tag="24hrMiniTicker"):
+class MiniTickerEvent(Struct, frozen=True, gc=False, tag_field="e", tag="24hrMiniTicker"):
     """``<symbol>@miniTicker`` payload."""
 
     event_time: int = field(name="E")
@@ -86,7 +86,7 @@ class MiniTickerEvent(Struct, frozen=True, tag_field="e", tag="24hrMiniTicker"):
     quote_volume: str = field(name="q")
 
 
-class ServerShutdown(Struct, frozen=True, tag_field="e", tag="serverShutdown"):
+class ServerShutdown(Struct, frozen=True, gc=False, tag_field="e", tag="serverShutdown"):
     """Sent before the server closes the connection for maintenance; reconnect elsewhere."""
 
     event_time: int = field(name="E")
@@ -95,7 +95,7 @@ class ServerShutdown(Struct, frozen=True, tag_field="e", tag="serverShutdown"):
 StreamPayload = KlineEvent | TickerEvent | MiniTickerEvent | ServerShutdown
 
 
-class WsMessage(Struct, frozen=True):
+class WsMessage(Struct, frozen=True, gc=False):
     """Anything a combined-stream connection sends: a stream frame, a control response or an error.
 
     Exactly one shape is present: ``data`` (with ``stream``) for a frame, ``code``/``msg`` for an
@@ -110,7 +110,7 @@ class WsMessage(Struct, frozen=True):
     msg: str | None = None
 
 
-class RestKline(Struct, frozen=True, array_like=True):
+class RestKline(Struct, frozen=True, gc=False, array_like=True):
     """One row of ``GET /api/v3/klines``: a 12-element array of integers and strings."""
 
     open_time: int
@@ -177,7 +177,9 @@ class ApiError(Struct, frozen=True):
     msg: str
 
 
-_WS_DECODER: Final = msgspec.json.Decoder(WsMessage)
+#: The one decoder for everything a stream connection sends (hot path: call ``.decode`` directly
+#: and translate ``msgspec.DecodeError`` with ``malformed``).
+WS_DECODER: Final = msgspec.json.Decoder(WsMessage)
 _KLINES_DECODER: Final = msgspec.json.Decoder(list[RestKline])
 _TICKER_DECODER: Final = msgspec.json.Decoder(Ticker24hr)
 _TICKERS_DECODER: Final = msgspec.json.Decoder(list[Ticker24hr])
@@ -185,20 +187,24 @@ _MINI_TICKERS_DECODER: Final = msgspec.json.Decoder(list[MiniTicker24hr])
 _ERROR_DECODER: Final = msgspec.json.Decoder(ApiError)
 
 
+def malformed(what: str, raw: bytes | str, exc: Exception) -> MalformedFrameError:
+    """The error for ``raw`` failing to decode as ``what``."""
+    return MalformedFrameError(
+        f"malformed {what}: {exc}; the peer is not speaking Binance's documented format "
+        f"(first bytes: {raw[:200]!r})"
+    )
+
+
 def _decode(decoder: msgspec.json.Decoder[Any], raw: bytes | str, what: str) -> Any:
     try:
         return decoder.decode(raw)
     except msgspec.DecodeError as exc:
-        preview = bytes(raw[:200]) if isinstance(raw, bytes) else raw[:200]
-        raise MalformedFrameError(
-            f"malformed {what}: {exc}; the peer is not speaking Binance's documented format "
-            f"(first bytes: {preview!r})"
-        ) from exc
+        raise malformed(what, raw, exc) from exc
 
 
 def decode_ws_message(raw: bytes | str) -> WsMessage:
     """Decode one combined-stream message; ``MalformedFrameError`` if it does not match."""
-    message: WsMessage = _decode(_WS_DECODER, raw, "stream message")
+    message: WsMessage = _decode(WS_DECODER, raw, "stream message")
     if message.data is None and message.id is None and message.code is None:
         raise MalformedFrameError(
             f"stream message has neither data, id nor code: {raw[:200]!r}; "

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aitrader.market.buffers import MarketBuffers
-from aitrader.market.candles import Applied, CandleBuffer, next_open_time
+from aitrader.market.candles import Applied, CandleBuffer
 from aitrader.market.wire import Kline, RestKline, TickerEvent
 
 MIN = 60_000
@@ -110,12 +110,18 @@ def test_open_candle_older_than_last_closed_is_refused() -> None:
     assert buffer.open_candle is None
 
 
-def test_monthly_interval_steps_by_calendar_month() -> None:
-    jan = 1704067200000  # 2024-01-01T00:00:00Z
-    feb = next_open_time(jan, "1M")
-    mar = next_open_time(feb, "1M")
+def test_monthly_gap_is_measured_in_calendar_months() -> None:
+    day = 86_400_000
+    jan, feb, mar, apr = 1704067200000, 1704067200000 + 31 * day, 1704067200000 + 60 * day, 1704067200000 + 91 * day
+    buffer = CandleBuffer("BTCUSDT", "1M", capacity=5)
 
-    assert (feb - jan, mar - feb) == (31 * 86_400_000, 29 * 86_400_000)
+    buffer.apply_closed(RestKline(jan, "1", "1", "1", "1", "1", feb - 1, "1", 1, "1", "1", "0"))
+    contiguous = buffer.apply_closed(RestKline(feb, "1", "1", "1", "1", "1", mar - 1, "1", 1, "1", "1", "0"))
+    skipped = buffer.apply_closed(RestKline(apr, "1", "1", "1", "1", "1", apr + 30 * day - 1, "1", 1, "1", "1", "0"))
+
+    assert (contiguous, skipped) == (Applied.APPENDED, Applied.GAP)
+    assert buffer.last_gap == (mar, mar)
+    assert buffer.gaps() == [(mar, mar)]
 
 
 def test_merge_fills_a_hole_with_real_candles_and_rest_wins_on_duplicates() -> None:
