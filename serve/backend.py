@@ -1,0 +1,178 @@
+"""What the API needs from the engine: `EngineBackend`, over Ray actors or in-process.
+
+`RayBackend` holds the handles of the named actors (passed in by Serve's ``.bind()``
+composition; a handle to a restartable named actor stays valid across restarts).
+`LocalBackend` runs the same calls in-process — a real `SQLStorage`, a real `EventLog` and
+small recording fakes for the executor and scheduler — so the FastAPI app is testable without Ray.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, Protocol
+
+from aitrader.events import EventBatch, EventLog
+from aitrader.models import Order, Position, new_id, utcnow
+from aitrader.storage import Storage
+from serve.errors import EngineUnavailable
+
+
+class EngineBackend(Protocol):
+    """The engine as the API sees it; every call may raise (see `serve.errors.translate`)."""
+
+    async def status(self) -> dict[str, Any] | None:
+        """The supervisor's /status body (without ``version``), or None when there is no supervisor."""
+        ...
+
+    async def markets(self) -> list[dict[str, Any]]: ...
+    async def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Run one Storage method through the single writer."""
+        ...
+
+    async def events_since(self, seq: int, channels: list[str] | None, timeout: float, limit: int) -> EventBatch: ...
+    async def last_seq(self) -> int: ...
+    async def submit_order(self, request: dict[str, Any]) -> dict[str, Any]: ...
+    async def close_position(self, position_id: str, reason: str = "manual") -> dict[str, Any]: ...
+    async def trader_changed(self, trader_id: str) -> None: ...
+    async def trader_removed(self, trader_id: str) -> None: ...
+
+
+class RayBackend:
+    """`EngineBackend` over actor handles; the supervisor, executor and scheduler are optional."""
+
+    def __init__(
+        self,
+        *,
+        store: Any,
+        events: Any,
+        supervisor: Any = None,
+        executor: Any = None,
+        scheduler: Any = None,
+    ) -> None:
+        self._store, self._events = store, events
+        self._supervisor, self._executor, self._scheduler = supervisor, executor, scheduler
+
+    async def status(self) -> dict[str, Any] | None:
+        return None if self._supervisor is None else await self._supervisor.status.remote()
+
+    async def markets(self) -> list[dict[str, Any]]:
+        return [] if self._supervisor is None else await self._supervisor.markets.remote()
+
+    async def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await self._store.call.remote(method, *args, **kwargs)
+
+    async def events_since(self, seq: int, channels: list[str] | None, timeout: float, limit: int) -> EventBatch:
+        return await self._events.since.remote(seq, channels, timeout, limit)
+
+    async def last_seq(self) -> int:
+        return await self._events.last_seq.remote()
+
+    async def submit_order(self, request: dict[str, Any]) -> dict[str, Any]:
+        if self._executor is None:
+            raise EngineUnavailable("the executor is not running; start the engine with `aitrader up`")
+        return await self._executor.submit_order.remote(request)
+
+    async def close_position(self, position_id: str, reason: str = "manual") -> dict[str, Any]:
+        if self._executor is None:
+            raise EngineUnavailable("the executor is not running; start the engine with `aitrader up`")
+        return await self._executor.close_position.remote(position_id, reason)
+
+    async def trader_changed(self, trader_id: str) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.upsert_trader.remote(trader_id)
+
+    async def trader_removed(self, trader_id: str) -> None:
+        if self._scheduler is not None:
+            await self._scheduler.remove_trader.remote(trader_id)
+
+
+class LocalBackend:
+    """In-process `EngineBackend` for tests: storage, event log, recording executor and scheduler."""
+
+    def __init__(
+        self,
+        storage: Storage,
+        log: EventLog | None = None,
+        *,
+        user_id: str = "local",
+        markets: list[dict[str, Any]] | None = None,
+        status: dict[str, Any] | None = None,
+        fill_price: Decimal = Decimal("100"),
+        order_error: Callable[[dict[str, Any]], Exception | None] | None = None,
+    ) -> None:
+        self.storage = storage
+        self.log = log or EventLog(capacity=1000)
+        self.user_id = user_id
+        self.market_rows = markets or []
+        self.status_body = status
+        self.fill_price = fill_price
+        self.order_error = order_error
+        self.orders: list[dict[str, Any]] = []
+        self.scheduler_calls: list[tuple[str, str]] = []
+
+    def publish(self, channel: str, type: str, data: dict[str, Any]) -> int:
+        """Append an event to the log (safe from any thread; readers poll)."""
+        return self.log.publish(channel, type, data).seq
+
+    async def status(self) -> dict[str, Any] | None:
+        return self.status_body
+
+    async def markets(self) -> list[dict[str, Any]]:
+        return list(self.market_rows)
+
+    async def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return getattr(self.storage, method)(*args, **kwargs)
+
+    async def events_since(self, seq: int, channels: list[str] | None, timeout: float, limit: int) -> EventBatch:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            batch = self.log.since(seq, channels, limit)
+            if batch.events or batch.fell_off or loop.time() >= deadline:
+                return batch
+            await asyncio.sleep(0.005)
+
+    async def last_seq(self) -> int:
+        return self.log.last_seq
+
+    async def submit_order(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Fill the order at ``fill_price`` (a BUY opens a LONG, a SELL a SHORT) unless ``order_error`` says no."""
+        self.orders.append(request)
+        error = self.order_error(request) if self.order_error else None
+        if error is not None:
+            raise error
+        price = Decimal(request.get("price") or self.fill_price)
+        qty = Decimal(request["quantity"]) if request.get("quantity") else Decimal(request["quote_quantity"]) / price
+        position = self.storage.create_position(Position.model_validate({
+            "user_id": self.user_id, "symbol": request["symbol"], "side": "LONG" if request["side"] == "BUY" else "SHORT",
+            "entry_price": price, "size": qty, "current_price": price,
+            "stop_loss": request.get("stop_loss"), "take_profit": request.get("take_profit"),
+        }))
+        order = self.storage.create_order(Order.model_validate({
+            "user_id": self.user_id, "client_order_id": new_id(), "symbol": request["symbol"],
+            "side": request["side"], "type": request["type"], "quantity": request.get("quantity"),
+            "quote_quantity": request.get("quote_quantity"), "price": request.get("price"), "status": "FILLED",
+            "executed_qty": qty, "cumulative_quote_qty": qty * price, "position_id": position.id,
+            "fills": [{"price": str(price), "qty": str(qty), "commission": "0", "commission_asset": "USDT"}],
+        }))
+        self.publish("positions", "position_update", position.model_dump(mode="json"))
+        return order.model_dump(mode="json")
+
+    async def close_position(self, position_id: str, reason: str = "manual") -> dict[str, Any]:
+        position = self.storage.get_position(position_id)
+        closed, _ = self.storage.close_position(
+            position_id, exit_price=position.current_price or position.entry_price, pnl=Decimal(0),
+            pnl_pct=Decimal(0), reason=reason,
+        )
+        data = closed.model_dump(mode="json")
+        data["closed_at"] = data.get("closed_at") or utcnow().isoformat()
+        self.publish("positions", "position_update", data)
+        return data
+
+    async def trader_changed(self, trader_id: str) -> None:
+        self.scheduler_calls.append(("upsert", trader_id))
+
+    async def trader_removed(self, trader_id: str) -> None:
+        self.scheduler_calls.append(("remove", trader_id))
