@@ -120,8 +120,8 @@ class AitraderApp(App[None]):
             self.action_refresh_data()
 
     @on(PanelRequest)
-    def _panel_request(self, message: PanelRequest) -> None:
-        self.run_action(message.action)
+    async def _panel_request(self, message: PanelRequest) -> None:
+        await self.run_action(message.action)
 
     # ---- actions (keys, panels and the command palette)
     def action_refresh_data(self) -> None:

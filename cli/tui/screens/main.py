@@ -61,6 +61,8 @@ class MainScreen(Screen[None]):
 
     def update_panels(self, changed: set[str]) -> None:
         """Redraw what ``changed`` names now if visible, else when it is next shown."""
+        if not self.is_mounted or not self.query(StatusHeader):
+            return  # before mount (on_mount draws everything) or while the app shuts down
         if "header" in changed:
             self.query_one(StatusHeader).show(self.state)
         self._stale |= changed & set(PANEL_IDS)

@@ -1,0 +1,168 @@
+"""Pilot tests of the TUI against the fake engine API (a real HTTP + WebSocket server)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+from textual.widgets import ContentSwitcher, RichLog, TextArea
+
+from cli.tui.screens.confirm import ConfirmScreen
+from cli.tui.screens.help import HelpScreen
+from cli.tui.screens.main import PANEL_IDS
+from cli.tui.screens.trader_editor import TraderEditor
+from tests.e2e.fake_api import FakeApi, make_signal
+from tests.e2e.tui_helpers import make_app, screen_text, table_rows, wait_for, wait_ready
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeApi]:
+    api = FakeApi().start()
+    yield api
+    api.close()
+
+
+async def test_every_panel_by_number_tab_and_help(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        switcher = app.main.query_one(ContentSwitcher)
+        for number, panel_id in enumerate(PANEL_IDS, start=1):
+            await pilot.press(str(number))
+            assert switcher.current == panel_id
+        await pilot.press("tab")
+        assert switcher.current == "markets"
+        await pilot.press("tab", "tab")
+        assert switcher.current == "signals"
+        await pilot.press("shift+tab")
+        assert switcher.current == "traders"
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        assert app.screen is app.main
+
+
+async def test_create_trader_bad_filter_then_good(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("2", "n")
+        editor = app.screen
+        assert isinstance(editor, TraderEditor)
+        await pilot.press(*"dip-buyer")
+        editor.query_one("#filter-editor", TextArea).insert("x = 1\nrsi(close, 14) < 30 and")
+        await wait_for(pilot, lambda: "line 2" in screen_text(app, "#filter-status"), "the filter error")
+        assert "line 2, col 24" in screen_text(app, "#filter-status")
+        await pilot.press("ctrl+g")
+        assert editor.query_one(TextArea).cursor_location == (1, 23)
+        await pilot.press("ctrl+s")  # the engine refuses it too, with the same position
+        await pilot.pause()
+        assert app.screen is editor
+        editor.query_one(TextArea).insert(" volume[-1] > 0")
+        await wait_for(pilot, lambda: "valid" in screen_text(app, "#filter-status")
+                       and "✗" not in screen_text(app, "#filter-status"), "the filter to validate")
+        assert "2 condition(s)" in screen_text(app, "#filter-status")
+        await pilot.press("ctrl+s")
+        await wait_for(pilot, lambda: app.screen is app.main, "the editor to close")
+        await wait_for(pilot, lambda: any(r[0] == "dip-buyer" for r in table_rows(app, "traders-table")),
+                       "the new trader in the table")
+        assert [t["name"] for t in fake.state["traders"]][-1] == "dip-buyer"
+
+
+async def test_signal_arrives_over_the_websocket(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("3")
+        assert len(table_rows(app, "signals-table")) == 2
+        signal = make_signal(9, fake.state["traders"][0], "SOLUSDT", conditions=["close[-1] > 1"])
+        await asyncio.to_thread(fake.emit, "signal_created", signal)
+        await wait_for(pilot, lambda: len(table_rows(app, "signals-table")) == 3, "the new signal")
+        newest = table_rows(app, "signals-table")[0]
+        assert newest[2] == "SOLUSDT" and newest[-1] == "close[-1] > 1"
+        assert app.state.traders["t-1"]["signal_count"] == 3
+
+
+async def test_close_a_position_after_confirmation(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("4")
+        assert [r[0] for r in table_rows(app, "positions-table")] == ["BTCUSDT", "ETHUSDT"]
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")  # cancelling closes nothing
+        assert ("POST", "/api/positions/pos-1/close") not in fake.requests
+        await pilot.press("c", "y")
+        await wait_for(pilot, lambda: len(table_rows(app, "positions-table")) == 1, "the position to close")
+        assert table_rows(app, "positions-table")[0][0] == "ETHUSDT"
+        assert ("POST", "/api/positions/pos-1/close") in fake.requests
+
+
+async def test_survives_an_engine_restart(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        header = lambda: screen_text(app, "#header")  # noqa: E731
+        await asyncio.to_thread(fake.stop)
+        await wait_for(pilot, lambda: "reconnecting" in header(), "the header to show the drop")
+        assert len(table_rows(app, "markets-table")) == 6  # the last data stays on screen
+        await asyncio.to_thread(fake.start)
+        await wait_for(pilot, lambda: "● connected" in header(), "the header to show the reconnection")
+        await asyncio.to_thread(fake.emit, "ticker_update", {"symbol": "BTCUSDT", "price": "70000.00",
+                                                              "change24h": "1.50", "volume24h": "1000", "time": "t"})
+        await wait_for(pilot, lambda: table_rows(app, "markets-table")[0][1] == "70,000.00", "the new ticker")
+
+
+async def test_logs_follow_the_stream_with_a_level_filter(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("6")
+        for level, message in (("DEBUG", "noise"), ("WARNING", "feed slow"), ("INFO", "checked")):
+            await asyncio.to_thread(fake.emit, "log", {"time": "2024-05-01T12:00:00Z", "level": level,
+                                                       "logger": "engine", "message": message})
+        log = app.main.query_one("#log-view", RichLog)
+        await wait_for(pilot, lambda: len(log.lines) == 2, "two log lines at INFO and above")
+        await pilot.press("l", "l")  # INFO -> WARNING -> ERROR
+        await pilot.pause()
+        assert len(log.lines) == 0
+        await pilot.press("l")  # -> DEBUG
+        await wait_for(pilot, lambda: len(log.lines) == 3, "every line at DEBUG")
+
+
+async def test_deploy_panel_runs_config_check_and_shows_output(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("7")
+        assert "local" in screen_text(app, "#deploy-where") and fake.url in screen_text(app, "#deploy-where")
+        await pilot.press("c")
+        output = app.main.query_one("#deploy-output", RichLog)
+        await wait_for(pilot, lambda: any("done" in str(s.text) or "failed" in str(s.text) or "exit" in str(s.text)
+                                          for s in output.lines), "the command to finish")
+        assert len(output.lines) >= 3  # the command line, its output, the result
+
+
+async def test_small_terminal_and_empty_engine_do_not_crash() -> None:
+    fake = FakeApi(markets=0, ai_analysis=False).start()
+    for key in ("traders", "signals", "positions"):
+        fake.state[key] = []
+    try:
+        app = make_app(fake)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_ready(pilot)
+            for number in "1234567":
+                await pilot.press(number)
+            assert app.main.query_one("#markets-empty").display
+            await pilot.press("5")
+            assert "ENABLE_AI_ANALYSIS=true" in screen_text(app, "#ai-body")
+            await pilot.press("2", "e", "x", "4", "c")  # nothing selected: no editor, no modal
+            assert app.screen is app.main
+            await pilot.press("2", "n")
+            assert isinstance(app.screen, TraderEditor)
+            await pilot.press("escape")
+            assert app.screen is app.main
+    finally:
+        fake.close()
