@@ -16,19 +16,24 @@ class MarketClock(Protocol):
 
 
 class ScaledClock:
-    """``market = anchor + (wall - start) * speed``; the anchor defaults to start time floored to the minute."""
+    """``market = anchor + (wall - anchor) * speed``: a pure function of wall time.
+
+    The anchor defaults to the start time floored to the minute. Because market time depends
+    only on (anchor, speed, wall time), a restarted exchange given the same anchor continues
+    the same timeline; at speed 1 market time is wall time whatever the anchor.
+    """
 
     def __init__(self, speed: float = 1.0, anchor_ms: int | None = None) -> None:
         if speed <= 0:
             raise ValueError(f"speed must be positive (got {speed}); use 1.0 for real time")
         self.speed = speed
-        self._start_wall = time.time()
-        start_ms = int(self._start_wall * 1000)
+        start_ms = int(time.time() * 1000)
         self.anchor_ms = anchor_ms if anchor_ms is not None else start_ms - start_ms % 60_000
 
     def now_ms(self) -> int:
         """Current market time in epoch milliseconds."""
-        return self.anchor_ms + int((time.time() - self._start_wall) * 1000 * self.speed)
+        wall_ms = time.time() * 1000
+        return self.anchor_ms + int((wall_ms - self.anchor_ms) * self.speed)
 
 
 class ManualClock:

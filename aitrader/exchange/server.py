@@ -178,10 +178,21 @@ def main(
     speed: float = 1.0,
     replay: str | None = None,
     host: str = "127.0.0.1",
+    anchor_ms: int | None = None,
 ) -> None:
-    """Serve a local exchange until interrupted (Ctrl-C stops it gracefully)."""
+    """Serve a local exchange until interrupted (Ctrl-C stops it gracefully).
+
+    ``anchor_ms`` fixes the start of the compressed timeline, so a restarted exchange with the
+    same seed, speed and anchor serves the same timeline as before.
+    """
     config = ExchangeConfig(
-        host=host, port=port, seed=seed, symbols=tuple(symbols) if symbols else None, speed=speed, replay=replay
+        host=host,
+        port=port,
+        seed=seed,
+        symbols=tuple(symbols) if symbols else None,
+        speed=speed,
+        replay=replay,
+        clock=ScaledClock(speed, anchor_ms) if anchor_ms is not None else None,
     )
 
     async def serve() -> None:

@@ -1,0 +1,221 @@
+"""StreamShard actor: one Binance stream connection for a shard of symbols.
+
+It holds a `MarketFeed` (the core does the protocol, buffers, reconnects and backfills) and
+fans the feed's events out without ever blocking its socket reader: candle closes to the
+scheduler, prices to the monitor and executor, tickers and feed health to the event hub.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import time
+from typing import Any
+
+import ray
+
+from aitrader.market import (
+    Backfilled,
+    CandleClosed,
+    Connected,
+    Disconnected,
+    FeedConfig,
+    GapDetected,
+    MarketFeed,
+    MarketFrame,
+    PriceUpdated,
+)
+
+log = logging.getLogger("aitrader.stream")
+
+#: Binance allows 1024 streams per connection; the engine keeps shards well below it.
+MAX_STREAMS_PER_SHARD = 200
+TICKER_PUBLISH_INTERVAL_S = 1.0
+
+
+def shard_symbols(symbols: list[str], shards: int) -> list[list[str]]:
+    """Split symbols round-robin over ``shards`` shards (deterministic, balanced)."""
+    buckets: list[list[str]] = [[] for _ in range(max(1, shards))]
+    for index, symbol in enumerate(dict.fromkeys(symbols)):
+        buckets[index % len(buckets)].append(symbol)
+    return buckets
+
+
+def shards_needed(symbols: int, intervals: int) -> int:
+    """Shards needed so no connection carries more than MAX_STREAMS_PER_SHARD streams."""
+    per_symbol = intervals + 1
+    per_shard = max(1, MAX_STREAMS_PER_SHARD // per_symbol)
+    return max(1, -(-symbols // per_shard))
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=100)
+class StreamShard:
+    """Keeps candle buffers and tickers for its symbols current, and pushes events out."""
+
+    def __init__(
+        self,
+        shard_id: int,
+        stream_url: str,
+        api_url: str,
+        symbols: list[str],
+        intervals: list[str],
+        events: Any = None,
+        capacity: int = 250,
+    ) -> None:
+        self.shard_id = shard_id
+        self.feed = MarketFeed(
+            FeedConfig(stream_url=stream_url, api_url=api_url, intervals=tuple(intervals), capacity=capacity),
+            symbols,
+        )
+        self._events = events
+        self._scheduler: Any = None
+        self._price_subscribers: list[Any] = []
+        self._tickers_due: set[str] = set()
+        self._last_ticker_publish = 0.0
+        self._counters = {"candles_closed": 0, "gaps": 0, "backfilled": 0, "disconnects": 0}
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> bool:
+        """Start streaming (idempotent); returns once the tasks are running."""
+        if not self._tasks:
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self.feed.run()), loop.create_task(self._dispatch())]
+        return True
+
+    async def ping(self) -> int:
+        return self.shard_id
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def subscribe(self, scheduler: Any = None, price_subscribers: list[Any] | None = None) -> None:
+        """Set who hears candle closes (the scheduler) and prices (monitor, executor)."""
+        if scheduler is not None:
+            self._scheduler = scheduler
+        if price_subscribers is not None:
+            self._price_subscribers = list(price_subscribers)
+
+    async def add_symbols(self, symbols: list[str]) -> list[str]:
+        return self.feed.add_symbols(symbols)
+
+    async def remove_symbols(self, symbols: list[str]) -> list[str]:
+        return self.feed.remove_symbols(symbols)
+
+    async def symbols(self) -> list[str]:
+        return self.feed.symbols
+
+    async def frame(self, interval: str, symbols: list[str] | None = None, include_open: bool = False) -> MarketFrame:
+        """Candles of ``interval`` as symbols x bars numpy arrays (travels through the object store)."""
+        mine = [s for s in symbols if s in set(self.feed.symbols)] if symbols is not None else None
+        return self.feed.buffers.frame(interval, mine, include_open)
+
+    async def candles(self, symbol: str, interval: str) -> dict[str, Any]:
+        """The closed candles of one buffer: open times and OHLCV rows, oldest first."""
+        buffer = self.feed.buffers.get(symbol, interval)
+        if buffer is None:
+            return {"open_times": [], "values": []}
+        return {"open_times": [int(t) for t in buffer.open_times], "values": buffer.values()[:5].T.tolist()}
+
+    async def tickers(self) -> dict[str, dict[str, Any]]:
+        return {symbol: _ticker_json(snapshot) for symbol, snapshot in self.feed.buffers.tickers().items()}
+
+    async def health(self, stale_after_s: float = 90.0) -> dict[str, Any]:
+        health = self.feed.health(stale_after_s)
+        return {
+            "shard": self.shard_id,
+            "connected": health.connected,
+            "reconnects": health.reconnects,
+            "gaps": health.gaps,
+            "last_message_age_s": health.last_message_age_s,
+            "latency_p50_ms": health.latency_p50_ms,
+            "latency_p99_ms": health.latency_p99_ms,
+            "dropped_events": health.dropped_events,
+            "streams": health.streams,
+            "stale_symbols": self.feed.stale_symbols(stale_after_s),
+            "symbols": self.feed.symbols,
+            **self._counters,
+        }
+
+    async def stop(self) -> None:
+        self.feed.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+
+    # -- fan-out ------------------------------------------------------------------------------
+
+    async def _dispatch(self) -> None:
+        while True:
+            first = await self.feed.events.get()
+            batch = [first, *self.feed.events.drain()]
+            try:
+                self._fan_out(batch)
+            except Exception:
+                log.exception("shard %d: failed to dispatch %d feed events", self.shard_id, len(batch))
+            await asyncio.sleep(0)
+
+    def _fan_out(self, batch: list[Any]) -> None:
+        closed: list[tuple[str, str, int]] = []
+        prices: dict[str, str] = {}
+        event_time = 0
+        hub: list[tuple[str, str, dict[str, Any]]] = []
+        for event in batch:
+            if isinstance(event, PriceUpdated):
+                prices[event.symbol] = str(event.price)
+                event_time = max(event_time, event.event_time)
+                self._tickers_due.add(event.symbol)
+            elif isinstance(event, CandleClosed):
+                closed.append((event.symbol, event.interval, event.open_time))
+                self._counters["candles_closed"] += 1
+            elif isinstance(event, GapDetected):
+                self._counters["gaps"] += 1
+                hub.append(_log("WARNING", f"gap in {event.symbol} {event.interval} candles "
+                                f"{event.from_open_time}..{event.to_open_time}; backfilling"))
+            elif isinstance(event, Backfilled):
+                self._counters["backfilled"] += event.candles
+            elif isinstance(event, Connected):
+                hub.append(_log("INFO", f"shard {self.shard_id} connected to {event.url} ({event.streams} streams)"))
+            elif isinstance(event, Disconnected):
+                self._counters["disconnects"] += 1
+                hub.append(_log("WARNING", f"shard {self.shard_id} disconnected: {event.reason}; reconnecting"))
+        if closed and self._scheduler is not None:
+            self._scheduler.on_candles_closed.remote(closed)
+        if prices:
+            for subscriber in self._price_subscribers:
+                subscriber.on_prices.remote(prices, event_time)
+        now = time.monotonic()
+        if self._tickers_due and now - self._last_ticker_publish >= TICKER_PUBLISH_INTERVAL_S:
+            tickers = self.feed.buffers.tickers()
+            for symbol in sorted(self._tickers_due):
+                if (snapshot := tickers.get(symbol)) is not None:
+                    hub.append(("tickers", "ticker_update", _ticker_json(snapshot)))
+            self._tickers_due.clear()
+            self._last_ticker_publish = now
+        if hub and self._events is not None:
+            self._events.publish_many.remote(hub)
+
+
+def _ticker_json(snapshot: Any) -> dict[str, Any]:
+    return {
+        "symbol": snapshot.symbol,
+        "price": str(snapshot.price),
+        "change24h": str(snapshot.change_24h_pct),
+        "volume24h": str(snapshot.volume_24h_quote),
+        "time": snapshot.event_time,
+    }
+
+
+def _log(level: str, message: str) -> tuple[str, str, dict[str, Any]]:
+    from datetime import UTC, datetime
+
+    log.log(logging.getLevelName(level), message)
+    return (
+        "logs",
+        "log",
+        {"time": datetime.now(UTC).isoformat(), "level": level, "logger": "aitrader.stream", "message": message},
+    )
