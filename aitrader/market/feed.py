@@ -277,6 +277,7 @@ class MarketFeed:
             self._connections += 1
             self._backoff.connected()
             self.events.put(Connected(url, len(streams)))
+            self._reconcile(streams)
             try:
                 await supervise(
                     terminal=[self._read(ws), self._wait_for_stop(), self._renew_after_max_age()],
@@ -419,6 +420,17 @@ class MarketFeed:
             reply.set_result(message)
         elif message.code is not None:
             self.events.put(SubscriptionRejected(message.id, message.code, message.msg or ""))
+
+    def _reconcile(self, connected_with: list[str]) -> None:
+        """Queue (UN)SUBSCRIBE for symbols added or removed while the connection was opening."""
+        subscribed = set(connected_with)
+        wanted = set(self.streams())
+        added = [s for s in self._symbols if not set(self._streams_of(s)) <= subscribed]
+        if added:
+            keys = [(s, i) for s in added for i in self.config.intervals]
+            self._control.put_nowait(("SUBSCRIBE", [n for s in added for n in self._streams_of(s)], keys))
+        if stale := sorted(subscribed - wanted):
+            self._control.put_nowait(("UNSUBSCRIBE", stale, []))
 
     def _streams_of(self, symbol: str) -> list[str]:
         return [kline_stream(symbol, i) for i in self.config.intervals] + [ticker_stream(symbol)]

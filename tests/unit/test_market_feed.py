@@ -355,3 +355,18 @@ def test_staleness_is_reported_per_symbol() -> None:
     assert feed.stale_symbols(30.0) == ["BTCUSDT"]
     assert feed.is_stale("btcusdt", 30.0) and not feed.is_stale("ETHUSDT", 30.0)
     assert feed.health().stale_symbols == 1  # default threshold 60 s
+
+
+async def test_symbols_added_while_connecting_are_subscribed_once_connected(exchange: FakeBinance) -> None:
+    feed = make_feed(exchange, ["BTCUSDT"])
+    task = asyncio.create_task(feed.run())
+    await asyncio.sleep(0)  # run() has started connecting with BTCUSDT's streams only
+    feed.add_symbols(["ETHUSDT"])
+    try:
+        await until(lambda: feed.connected and len(feed.buffers.buffer("ETHUSDT", "1m")) == 10)
+        await until(lambda: "ethusdt@kline_1m" in exchange.connections[0][1])
+    finally:
+        feed.stop()
+        await asyncio.wait_for(task, WAIT_S)
+
+    assert exchange.connects == 1
