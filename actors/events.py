@@ -25,6 +25,11 @@ class EventHub:
     async def ping(self) -> int:
         return self._log.last_seq
 
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
     async def publish(self, channel: str, type: str, data: dict[str, Any]) -> int:
         event = self._log.publish(channel, type, data)
         async with self._changed:

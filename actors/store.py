@@ -39,6 +39,11 @@ class Store:
     def ping(self) -> bool:
         return True
 
+    def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run one storage method now, after every queued write (so order is kept)."""
         if method not in ALLOWED:

@@ -7,6 +7,7 @@ import typer
 from aitrader import __version__
 from cli import config_cmd, db_cmd
 from cli.exchange_cmd import exchange
+from cli.up_cmd import down, tui, up
 
 app = typer.Typer(
     name="aitrader",
@@ -17,6 +18,9 @@ app = typer.Typer(
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(db_cmd.app, name="db")
 app.command("exchange")(exchange)
+app.command("up")(up)
+app.command("down")(down)
+app.command("tui")(tui)
 
 
 def _version(value: bool) -> None:

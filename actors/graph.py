@@ -1,0 +1,165 @@
+"""The engine's actor graph: which actors exist, how each is created, and the named handles."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import ray
+
+from actors import NAMESPACE
+from actors.stream import StreamShard, shard_symbols, shards_needed
+from aitrader.config import Settings
+
+#: Symbols every engine streams for the Markets panel, before any trader asks for more.
+WATCHLIST = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT",
+             "LINKUSDT", "DOTUSDT"]
+SPARKLINE_BARS = 30
+
+
+@dataclass
+class ActorSpec:
+    """One actor of the graph: its name, kind, handle and how to create it again."""
+
+    name: str
+    kind: str
+    factory: Callable[[], Any]
+    handle: Any = None
+
+    def create(self) -> Any:
+        self.handle = self.factory()
+        return self.handle
+
+
+def _named(cls: Any, name: str, **options: Any) -> Any:
+    return cls.options(name=name, namespace=NAMESPACE, get_if_exists=True, **options)
+
+
+@dataclass
+class EngineGraph:
+    """Handles to every engine actor, created in dependency order."""
+
+    settings: Settings
+    intervals: list[str]
+    stream_url: str
+    api_url: str
+    store: Any = None
+    events: Any = None
+    executor: Any = None
+    monitor: Any = None
+    scheduler: Any = None
+    exchange: Any = None
+    workers: list[Any] = field(default_factory=list)
+    shards: list[Any] = field(default_factory=list)
+    _specs: list[ActorSpec] = field(default_factory=list)
+    _symbol_shard: dict[str, int] = field(default_factory=dict)
+
+    def specs(self) -> list[ActorSpec]:
+        return list(self._specs)
+
+    def add(self, name: str, kind: str, factory: Callable[[], Any]) -> Any:
+        spec = ActorSpec(name, kind, factory)
+        self._specs.append(spec)
+        return spec.create()
+
+    def recreate(self, spec: ActorSpec) -> None:
+        """Replace a dead actor under the same name and refresh every reference to it."""
+        old = spec.handle
+        new = spec.create()
+        for attribute in ("store", "events", "executor", "monitor", "scheduler", "exchange"):
+            if getattr(self, attribute) is old:
+                setattr(self, attribute, new)
+        for group in (self.workers, self.shards):
+            for index, handle in enumerate(group):
+                if handle is old:
+                    group[index] = new
+
+    def all_handles(self) -> list[Any]:
+        return [spec.handle for spec in self._specs]
+
+    def named(self) -> dict[str, Any]:
+        return {
+            "store": self.store, "events": self.events, "executor": self.executor, "monitor": self.monitor,
+            "scheduler": self.scheduler, "shards": list(self.shards), "workers": list(self.workers),
+        }
+
+    def price_subscribers(self) -> list[Any]:
+        return [h for h in (self.monitor, self.executor) if h is not None]
+
+    async def ensure_symbols(self, symbols: list[str]) -> list[str]:
+        """Stream these symbols too, on the least-loaded shard; returns those newly added."""
+        added: list[str] = []
+        for symbol in symbols:
+            if symbol in self._symbol_shard:
+                continue
+            counts = [0] * len(self.shards)
+            for index in self._symbol_shard.values():
+                counts[index] += 1
+            target = counts.index(min(counts))
+            await self.shards[target].add_symbols.remote([symbol])
+            self._symbol_shard[symbol] = target
+            added.append(symbol)
+        return added
+
+    async def markets(self) -> list[dict[str, Any]]:
+        """Ticker and recent closes of every streamed symbol (the Markets panel)."""
+        rows: list[dict[str, Any]] = []
+        interval = self.intervals[0]
+        results = await asyncio.gather(
+            *(asyncio.gather(s.tickers.remote(), s.frame.remote(interval)) for s in self.shards),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                continue
+            tickers, frame = result
+            closes = {sym: frame.close[i, -SPARKLINE_BARS:] for i, sym in enumerate(frame.symbols)}
+            for symbol, ticker in sorted(tickers.items()):
+                line = closes.get(symbol)
+                spark = [] if line is None else [round(float(v), 8) for v in line if v == v]
+                rows.append({**{k: ticker[k] for k in ("symbol", "price", "change24h", "volume24h")},
+                             "sparkline": spark})
+        return rows
+
+
+def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: float = 1.0,
+                clock_anchor_ms: int | None = None, watchlist: list[str] | None = None) -> EngineGraph:
+    """Create every actor of the engine under its name in the ``aitrader`` namespace."""
+    from actors.events import EventHub
+    from actors.executor import Executor
+    from actors.filter_pool import FilterWorker, pool_size
+    from actors.monitor import Monitor
+    from actors.scheduler import Scheduler
+    from actors.store import Store
+
+    intervals = ["1m", "5m", "15m", "1h"]
+    graph = EngineGraph(settings=settings, intervals=intervals, stream_url=stream_url, api_url=api_url)
+    graph.store = graph.add("store", "store", lambda: _named(Store, "store").remote(settings))
+    graph.events = graph.add("events", "events", lambda: _named(EventHub, "events").remote())
+
+    symbols = list(dict.fromkeys((watchlist if watchlist is not None else WATCHLIST)[: settings.max_symbols]))
+    count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
+    for index, bucket in enumerate(shard_symbols(symbols, count)):
+        name = f"shard-{index}"
+        shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(StreamShard, n).remote(
+            i, stream_url, api_url, b, intervals, graph.events))
+        graph.shards.append(shard)
+        graph._symbol_shard.update({s: index for s in bucket})
+
+    graph.executor = graph.add("executor", "executor", lambda: _named(Executor, "executor").remote(
+        settings, graph.store, graph.events))
+    graph.monitor = graph.add("monitor", "monitor", lambda: _named(Monitor, "monitor").remote(
+        settings, graph.store, graph.events, graph.executor))
+    for index in range(pool_size()):
+        name = f"filter-worker-{index}"
+        graph.workers.append(graph.add(name, "worker", lambda n=name: _named(FilterWorker, n).remote()))
+    graph.scheduler = graph.add("scheduler", "scheduler", lambda: _named(Scheduler, "scheduler").remote(
+        settings, graph.store, graph.events, graph.workers, graph.shards, graph.executor,
+        clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms))
+    return graph
+
+
+def ray_available_cpus() -> int:
+    return max(1, int(ray.available_resources().get("CPU", 1)))

@@ -1,0 +1,261 @@
+"""Supervisor actor: builds the named actor graph, watches it, rebuilds what dies, keeps /status."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from typing import Any
+
+import ray
+from ray.exceptions import GetTimeoutError, RayActorError
+
+from actors import NAMESPACE
+from actors.graph import ActorSpec, EngineGraph, build_graph
+from aitrader.config import Settings
+from aitrader.engine_state import EXAMPLE_TRADER, build_status, feed_state
+
+log = logging.getLogger("aitrader.supervisor")
+
+WATCH_INTERVAL_S = 1.0
+STATUS_INTERVAL_S = 2.0
+HEARTBEAT_INTERVAL_S = 10.0
+PING_TIMEOUT_S = 5.0
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=100)
+class Supervisor:
+    """Owns the engine: the actor graph, restarts, engine state and graceful shutdown."""
+
+    def __init__(self, settings: Settings, feed: str, stream_url: str, api_url: str,
+                 feed_note: str | None = None, clock_speed: float = 1.0, clock_anchor_ms: int | None = None) -> None:
+        self.settings = settings
+        self.feed = feed
+        self.feed_note = feed_note
+        self.stream_url, self.api_url = stream_url, api_url
+        self.clock_speed, self.clock_anchor_ms = clock_speed, clock_anchor_ms
+        self.graph: EngineGraph | None = None
+        self.running = False
+        self.restarts = 0
+        self.errors = 0
+        self._pids: dict[str, int] = {}
+        self._status: dict[str, Any] = {}
+        self._markets: list[dict[str, Any]] = []
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def ping(self) -> bool:
+        return True
+
+    async def start(self) -> AsyncIterator[str]:
+        """Build and start the graph, yielding one progress line per step."""
+        if self.graph is not None and self.running:
+            yield "engine already running"
+            return
+        yield "creating actors (store, event hub, stream shards, filter workers, scheduler, executor, monitor)"
+        self.graph = build_graph(self.settings, self.stream_url, self.api_url, self.clock_speed, self.clock_anchor_ms)
+        await self._await_all_ready()
+        yield f"{len(self.graph.shards)} stream shard(s) connecting to {self.stream_url}; backfilling candles over REST"
+        await self._wire_all()
+        seeded = await self._seed_example_trader()
+        if seeded:
+            yield f"seeded an example trader ({EXAMPLE_TRADER['name']}) on an empty database"
+        await self._sync_symbols()
+        async for line in self._wait_for_backfill():
+            yield line
+        self.running = True
+        await self._refresh_status()
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        yield "engine running"
+
+    async def status(self) -> dict[str, Any]:
+        return self._status or {"running": self.running, "feed": self.feed, "feed_note": self.feed_note}
+
+    async def markets(self) -> list[dict[str, Any]]:
+        return self._markets
+
+    async def handles(self) -> dict[str, Any]:
+        """The named handles, for the API and tests."""
+        assert self.graph is not None, "the engine has not started"
+        return self.graph.named()
+
+    async def shutdown(self, timeout_s: float = 25.0) -> dict[str, Any]:
+        """Stop taking checks, let in-flight work finish, flush the store, stop the actors."""
+        deadline = time.monotonic() + timeout_s
+        self.running = False
+        if self._watcher is not None:
+            self._watcher.cancel()
+        report: dict[str, Any] = {}
+        if self.graph is None:
+            return report
+        graph = self.graph
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(graph.scheduler.pause.remote(), 5)
+        with contextlib.suppress(Exception):
+            report["in_flight_checks"] = await asyncio.wait_for(
+                graph.scheduler.drain.remote(max(1.0, (deadline - time.monotonic()) / 3)), 10
+            )
+        for shard in graph.shards:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(shard.stop.remote(), 5)
+        with contextlib.suppress(Exception):
+            report["unflushed_writes"] = await asyncio.wait_for(graph.store.shutdown.remote(), 10)
+        if graph.exchange is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(graph.exchange.stop.remote(), 5)
+        for handle in graph.all_handles():
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+        self.graph = None
+        return report
+
+    # -- wiring and watching --------------------------------------------------------------------
+
+    async def _await_all_ready(self) -> None:
+        assert self.graph is not None
+        for spec in self.graph.specs():
+            pid = await asyncio.wait_for(spec.handle.pid.remote(), 120)
+            self._pids[spec.name] = pid
+
+    async def _wire_all(self) -> None:
+        assert self.graph is not None
+        for spec in self.graph.specs():
+            await self._wire(spec)
+
+    async def _wire(self, spec: ActorSpec) -> None:
+        """(Re)connect an actor to its peers after it started or restarted."""
+        assert self.graph is not None
+        graph = self.graph
+        if spec.kind == "shard":
+            await spec.handle.subscribe.remote(scheduler=graph.scheduler, price_subscribers=graph.price_subscribers())
+            await spec.handle.start.remote()
+
+    async def _seed_example_trader(self) -> bool:
+        from aitrader.models import Trader
+
+        assert self.graph is not None
+        store = self.graph.store
+        if await store.call.remote("list_traders", self.settings.user_id):
+            return False
+        trader = Trader.model_validate({**EXAMPLE_TRADER, "user_id": self.settings.user_id})
+        await store.call.remote("create_trader", trader)
+        with contextlib.suppress(Exception):
+            await self.graph.scheduler.upsert_trader.remote(trader.id)
+        return True
+
+    async def _sync_symbols(self) -> None:
+        """Stream every symbol an active trader needs (new traders are picked up here too)."""
+        assert self.graph is not None
+        traders = await self.graph.store.call.remote("list_traders", self.settings.user_id, active_only=True)
+        wanted = {s for t in traders for s in t.symbols}
+        await self.graph.ensure_symbols(sorted(wanted))
+
+    async def _wait_for_backfill(self, timeout_s: float = 60.0) -> AsyncIterator[str]:
+        assert self.graph is not None
+        deadline = time.monotonic() + timeout_s
+        last = ""
+        while time.monotonic() < deadline:
+            health = await asyncio.gather(*(s.health.remote() for s in self.graph.shards))
+            connected = sum(1 for h in health if h["connected"])
+            line = f"stream shards connected: {connected}/{len(health)}"
+            if line != last:
+                yield line
+                last = line
+            if connected == len(health) and all(h["last_message_age_s"] is not None for h in health):
+                return
+            await asyncio.sleep(0.5)
+        yield "market data is not flowing yet; the engine starts anyway and marks the feed stale"
+
+    async def _watch(self) -> None:
+        last_status = last_beat = 0.0
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL_S)
+            try:
+                await self._check_actors()
+                now = time.monotonic()
+                if now - last_status >= STATUS_INTERVAL_S:
+                    await self._sync_symbols()
+                    await self._refresh_status()
+                    last_status = now
+                if now - last_beat >= HEARTBEAT_INTERVAL_S and self.graph is not None:
+                    self.graph.store.enqueue.remote("heartbeat", "supervisor", self.settings.user_id,
+                                                    {"running": self.running, "feed": self._status.get("feed")})
+                    last_beat = now
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                self.errors += 1
+                log.exception("supervisor watch loop")
+
+    async def _check_actors(self) -> None:
+        assert self.graph is not None
+        for spec in self.graph.specs():
+            try:
+                pid = await asyncio.wait_for(spec.handle.pid.remote(), PING_TIMEOUT_S)
+            except (RayActorError, GetTimeoutError, TimeoutError) as exc:
+                if isinstance(exc, RayActorError) and not _restarting(exc):
+                    log.error("actor %s is dead (%s); creating a new one", spec.name, exc)
+                    self.graph.recreate(spec)
+                    self.restarts += 1
+                    await self._publish_log("ERROR", f"actor {spec.name} died and was replaced")
+                continue
+            if self._pids.get(spec.name) not in (None, pid):
+                self.restarts += 1
+                log.warning("actor %s restarted (pid %s -> %s); re-wiring", spec.name, self._pids[spec.name], pid)
+                await self._publish_log("WARNING", f"actor {spec.name} restarted; state rebuilt from storage")
+                await self._wire(spec)
+            self._pids[spec.name] = pid
+
+    async def _refresh_status(self) -> None:
+        assert self.graph is not None
+        graph = self.graph
+        shards = list(await asyncio.gather(*(s.health.remote() for s in graph.shards), return_exceptions=True))
+        shard_health = [h for h in shards if isinstance(h, dict)]
+        scheduler = await _safe(graph.scheduler.stats.remote(), {})
+        executor = await _safe(graph.executor.health.remote(), {})
+        traders = await graph.store.call.remote("list_traders", self.settings.user_id)
+        positions = await _safe(graph.monitor.snapshot.remote(), [])
+        equity = executor.get("equity")
+        counts = {
+            "traders": len(traders),
+            "active_traders": sum(1 for t in traders if str(t.status) == "active"),
+            "open_positions": len(positions),
+            "signals": int(scheduler.get("signals_created", 0)),
+        }
+        self._status = build_status(
+            settings=self.settings, running=self.running, feed=feed_state(self.feed, shard_health),
+            feed_note=self.feed_note, shards=shard_health, scheduler=scheduler, counts=counts,
+            positions=positions, equity=Decimal(str(equity)) if equity is not None else None,
+            errors=self.errors + int(scheduler.get("errors", 0)), restarts=self.restarts,
+            trades_executed=int(executor.get("orders_filled", executor.get("trades_executed", 0))),
+        )
+        self._markets = await graph.markets()
+        await graph.events.publish.remote("engine", "engine", self._status)
+
+    async def _publish_log(self, level: str, message: str) -> None:
+        from datetime import UTC, datetime
+
+        if self.graph is not None:
+            data = {"time": datetime.now(UTC).isoformat(), "level": level, "logger": "aitrader.supervisor",
+                    "message": message}
+            with contextlib.suppress(Exception):
+                await self.graph.events.publish.remote("logs", "log", data)
+
+
+def _restarting(exc: RayActorError) -> bool:
+    """Whether Ray is restarting the actor (it will come back) rather than giving up on it."""
+    text = str(exc)
+    return "restarting" in text.lower() or "ActorUnavailableError" in type(exc).__name__
+
+
+async def _safe(ref: Any, default: Any) -> Any:
+    try:
+        return await asyncio.wait_for(ref, 10)
+    except Exception:
+        return default
+
+
+def get_supervisor() -> Any:
+    return ray.get_actor("supervisor", namespace=NAMESPACE)

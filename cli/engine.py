@@ -1,0 +1,161 @@
+"""Starting and stopping the engine: feed choice, Ray, the actor graph, the API (no Typer here)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+
+from aitrader.config import Settings
+
+log = logging.getLogger("aitrader.up")
+
+BINANCE_PROBE_TIMEOUT_S = 3.0
+
+
+class EngineStartError(Exception):
+    """The engine cannot start; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class FeedChoice:
+    """Where market data comes from, and what the user must be told about it."""
+
+    kind: str  # "binance" | "local"
+    api_url: str
+    stream_url: str
+    note: str | None = None
+    start_local_exchange: bool = False
+
+
+def _label(api_url: str) -> str:
+    host = urlparse(api_url).hostname or ""
+    return "binance" if host.endswith("binance.com") or host.endswith("binance.us") else "local"
+
+
+def binance_reachable(api_url: str, timeout_s: float = BINANCE_PROBE_TIMEOUT_S) -> bool:
+    try:
+        return httpx.get(f"{api_url}/api/v3/ping", timeout=timeout_s).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def choose_feed(settings: Settings, feed: str) -> FeedChoice:
+    """Apply ``--feed auto|binance|local``; live trading never falls back to simulated data."""
+    live = not settings.paper_trading
+    api, stream = settings.binance_api_url, settings.binance_stream_url
+    if feed == "local":
+        if live:
+            raise EngineStartError("--feed local is simulated data and live trading (PAPER_TRADING=false) "
+                                   "never uses it; use --feed binance, or set PAPER_TRADING=true")
+        return FeedChoice("local", "", "", "local exchange (simulated market, --feed local)", True)
+    if binance_reachable(api):
+        return FeedChoice(_label(api), api, stream)
+    if feed == "binance" or live:
+        why = "live trading needs the real exchange" if live else "--feed binance was asked for"
+        raise EngineStartError(f"{api} is unreachable and {why}; check the network or BINANCE_API_URL"
+                               + ("" if live else ", or start with --feed local"))
+    return FeedChoice("local", "", "", f"{api} is unreachable: using the LOCAL EXCHANGE (simulated market data)",
+                      True)
+
+
+def free_port(preferred: int | None = None) -> int:
+    if preferred:
+        with socket.socket() as sock, contextlib.suppress(OSError):
+            sock.bind(("127.0.0.1", preferred))
+            return preferred
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def init_ray(address: str | None) -> None:
+    """Join a cluster at ``address``, or start a single-node Ray sized for this machine."""
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, namespace="aitrader", log_to_driver=False)
+        return
+    ray.init(
+        include_dashboard=False,
+        num_cpus=os.cpu_count() or 2,
+        namespace="aitrader",
+        log_to_driver=False,
+        object_store_memory=300 * 1024 * 1024,
+        runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
+    )
+
+
+def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any) -> dict[str, Any]:
+    """Create the exchange (if local), the supervisor and its graph, and the API; return handles."""
+    from actors import NAMESPACE
+    from actors.exchange import LocalExchangeActor
+    from actors.supervisor import Supervisor
+
+    api_url, stream_url, anchor = choice.api_url, choice.stream_url, None
+    exchange = None
+    if choice.start_local_exchange:
+        now = int(time.time() * 1000)
+        anchor = now - now % 60_000
+        exchange = LocalExchangeActor.options(name="exchange", namespace=NAMESPACE, get_if_exists=True).remote(
+            port=free_port(9000), speed=speed, anchor_ms=anchor)
+        info = _get(exchange.start.remote(), 60)
+        api_url, stream_url = info["url"], info["ws_url"]
+        say(f"local exchange serving {api_url} (speed x{speed:g})")
+    supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
+        settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
+    for ref in supervisor.start.remote():
+        say(_get(ref, 180))
+    handles = _get(supervisor.handles.remote(), 30)
+    say(f"starting the API on port {port}")
+    from serve.deployment import start_api
+
+    start_api(settings, port, store=handles["store"], events=handles["events"], supervisor=supervisor,
+              executor=handles["executor"], scheduler=handles["scheduler"])
+    wait_healthy(f"http://127.0.0.1:{port}", 60)
+    return {"supervisor": supervisor, "exchange": exchange, **handles}
+
+
+def wait_healthy(address: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(f"{address}/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.3)
+    raise EngineStartError(f"the API at {address} did not become healthy within {timeout_s:.0f} s")
+
+
+def stop_engine(engine: dict[str, Any], say: Any) -> None:
+    """Graceful shutdown: checks stop, in-flight work finishes, the store flushes, actors stop."""
+    import ray
+    from ray import serve
+
+    say("stopping: no new checks; finishing in-flight work and flushing the store")
+    with contextlib.suppress(Exception):
+        report = _get(engine["supervisor"].shutdown.remote(), 30)
+        if report:
+            say(f"shutdown: {report}")
+    with contextlib.suppress(Exception):
+        serve.shutdown()
+    for name in ("supervisor", "exchange"):
+        handle = engine.get(name)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
+
+
+def _get(ref: Any, timeout: float) -> Any:
+    import ray
+
+    return ray.get(ref, timeout=timeout)
