@@ -1,0 +1,105 @@
+"""The real Serve deployment on a free port over real EventHub + Store actors."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from pydantic import SecretStr
+
+from aitrader.config import Settings
+
+KEY = "integration-key-0123456789abcdef"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def engine_api(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    import ray
+    from ray import serve
+
+    from actors.events import EventHub
+    from actors.store import Store
+    from serve.deployment import start_api
+
+    folder: Path = tmp_path_factory.mktemp("serve-api")
+    settings = Settings(api_key=SecretStr(KEY), user_id="alice", sqlite_path=folder / "data.db")
+    events = EventHub.options(name="events-serve-test").remote()
+    store = Store.options(name="store-serve-test").remote(settings)
+    ray.get([events.ping.remote(), store.ping.remote()], timeout=120)
+    port = _free_port()
+    start_api(settings, port, store=store, events=events)
+    base = f"http://127.0.0.1:{port}"
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for _ in range(300):
+            try:
+                if client.get("/health").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            import time
+
+            time.sleep(0.2)
+        yield {"base": base, "port": port, "events": events, "client": client}
+    serve.shutdown()
+    for actor in (events, store):
+        ray.kill(actor, no_restart=True)
+
+
+def test_health_is_public_and_everything_else_needs_the_key(engine_api: dict[str, Any]) -> None:
+    client: httpx.Client = engine_api["client"]
+    assert client.get("/health").json()["status"] == "healthy"
+    assert client.get("/status").status_code == 401
+    assert client.get("/status", headers={"Authorization": "Bearer wrong-key-0000000000"}).status_code == 401
+    status = client.get("/status", headers={"Authorization": f"Bearer {KEY}"})
+    assert status.status_code == 200 and status.json()["user_id"] == "alice"
+    created = client.post("/api/traders", headers={"Authorization": f"Bearer {KEY}"}, json={
+        "name": "dip", "symbols": ["BTCUSDT"], "signal_code": "rsi(close, 14) < 30"})
+    assert created.status_code == 201, created.text
+    listed = client.get("/api/traders", headers={"Authorization": f"Bearer {KEY}"}).json()["traders"]
+    assert [t["name"] for t in listed] == ["dip"]
+
+
+def test_a_hub_event_reaches_a_websocket_client_and_the_read_state(engine_api: dict[str, Any]) -> None:
+    import ray
+
+    async def scenario() -> tuple[dict, int]:
+        url = f"ws://127.0.0.1:{engine_api['port']}/ws"
+        async with websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"},
+                                      open_timeout=30) as ws:
+            await ws.send(json.dumps({"type": "subscribe", "data": {"channels": ["tickers"]}}))
+            assert json.loads(await asyncio.wait_for(ws.recv(), 30))["type"] == "subscribed"
+            ref = engine_api["events"].publish.remote("tickers", "ticker_update",
+                                                      {"symbol": "BTCUSDT", "price": "61000.5"})
+            seq = await ref
+            return json.loads(await asyncio.wait_for(ws.recv(), 30)), seq
+
+    message, seq = asyncio.run(scenario())
+    assert message == {"type": "ticker_update", "seq": seq, "data": {"symbol": "BTCUSDT", "price": "61000.5"}}
+    markets = engine_api["client"].get("/api/markets", headers={"Authorization": f"Bearer {KEY}"}).json()
+    assert markets["markets"][0]["symbol"] == "BTCUSDT" and markets["markets"][0]["price"] == "61000.5"
+    assert ray.is_initialized()
+
+
+def test_websocket_with_a_wrong_query_key_is_closed_1008(engine_api: dict[str, Any]) -> None:
+    async def scenario() -> websockets.ConnectionClosed:
+        url = f"ws://127.0.0.1:{engine_api['port']}/ws?api_key=wrong"
+        async with websockets.connect(url, open_timeout=30) as ws:
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 30)
+            return closed.value
+
+    closed = asyncio.run(scenario())
+    assert closed.rcvd is not None and closed.rcvd.code == 1008
