@@ -1,0 +1,164 @@
+"""Executor actor: holds an `ExecutionService` over a paper or live broker; every call is idempotent,
+so Ray may retry any of them on a restarted executor (``max_task_retries=-1``)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from decimal import Decimal
+from typing import Any
+
+import ray
+import requests
+
+from actors.remote_storage import RemoteStorage
+from aitrader.config import Settings
+from aitrader.models import Signal, Trader, TradingMode
+from aitrader.trading import LiveBroker, PaperBroker, binance_client, rules_from_exchange_info
+from aitrader.trading.errors import TemporaryError
+from aitrader.trading.execution import ExecutionService, PriceCache
+
+log = logging.getLogger("aitrader.executor")
+_HTTP_TIMEOUT_S = 10.0
+
+
+def _get_json(url: str, **params: str) -> Any:
+    try:
+        answer = requests.get(url, params=params, timeout=_HTTP_TIMEOUT_S)
+        answer.raise_for_status()
+        return answer.json()
+    except requests.RequestException as error:
+        raise TemporaryError(f"could not fetch {url}: {error}") from error
+
+
+def _model_fields(model: type[Signal] | type[Trader], data: dict[str, Any], user_id: str) -> dict[str, Any]:
+    """The keys of a JSON view the model knows (views carry extra display fields)."""
+    fields = {k: v for k, v in data.items() if k in model.model_fields and v is not None}
+    fields.setdefault("user_id", user_id)
+    return fields
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+class Executor:
+    """Places orders and opens/closes positions; tells the Monitor what to watch.
+
+    ``monitor`` is the Monitor's handle or its actor name (a name survives this actor's restarts
+    even when the Monitor is created after it). ``exchange_info`` skips the REST fetch of
+    ``GET {BINANCE_API_URL}/api/v3/exchangeInfo``.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        events: Any,
+        monitor: Any = None,
+        exchange_info: dict[str, Any] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._events = events
+        self._monitor = monitor
+        self._reconcile_error: str | None = None
+        base_url = settings.binance_api_url
+        info = exchange_info if exchange_info is not None else _get_json(f"{base_url}/api/v3/exchangeInfo")
+        rules = rules_from_exchange_info(info)
+        prices = PriceCache(fallback=lambda symbol: Decimal(
+            str(_get_json(f"{base_url}/api/v3/ticker/price", symbol=symbol)["price"])))
+        storage = RemoteStorage(store)
+        broker: PaperBroker | LiveBroker
+        if settings.paper_trading:
+            mode = TradingMode.PAPER
+            broker = PaperBroker(
+                user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
+                starting_balance=Decimal(str(settings.paper_starting_balance)),
+                slippage_bps=Decimal(str(settings.paper_slippage_bps)),
+            )
+        else:
+            mode = TradingMode.LIVE
+            assert settings.binance_api_key is not None and settings.binance_secret_key is not None
+            client = binance_client(base_url, settings.binance_api_key.get_secret_value(),
+                                    settings.binance_secret_key.get_secret_value())
+            broker = LiveBroker(client, storage, settings.user_id)
+            try:
+                broker.reconcile()
+            except Exception as error:  # closing positions must still work; health() shows why entries are off
+                self._reconcile_error = str(error)
+                log.error("reconciliation failed: %s", error)
+        self._broker = broker
+        self._service = ExecutionService(
+            broker, storage, settings.user_id, mode=mode, max_open_positions=settings.max_open_positions,
+            publish=self._publish, rules=rules, prices=prices,
+        )
+        self._service.restore()
+
+    def _publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
+        self._events.publish.remote(str(channel), type, data)
+
+    def _monitor_handle(self) -> Any:
+        if isinstance(self._monitor, str):
+            try:
+                self._monitor = ray.get_actor(self._monitor, namespace=ray.get_runtime_context().namespace)
+            except ValueError:
+                return None
+        return self._monitor
+
+    def _track(self, position: dict[str, Any] | None) -> None:
+        monitor = self._monitor_handle()
+        if position is not None and monitor is not None:
+            monitor.track.remote(position)
+
+    # -- API ------------------------------------------------------------------------------------
+
+    def ping(self) -> bool:
+        return True
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def set_monitor(self, monitor: Any) -> None:
+        """Wire the Monitor after both actors exist (prefer passing its name at construction)."""
+        self._monitor = monitor
+
+    def submit_order(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Place a manual order (see `ExecutionService.submit_manual`); a fill opens a watched position."""
+        answer = self._service.submit_manual(request)
+        self._track(answer.get("position"))
+        return answer
+
+    def open_from_signal(self, signal: dict[str, Any], trader: dict[str, Any]) -> dict[str, Any] | None:
+        """Auto-trade an entry signal (JSON views or model dumps of the signal and its trader)."""
+        user_id = self._settings.user_id
+        position = self._service.open_from_signal(
+            Signal.model_validate(_model_fields(Signal, signal, user_id)),
+            Trader.model_validate(_model_fields(Trader, trader, user_id)),
+        )
+        self._track(position)
+        return position
+
+    def close_position(self, position_id: str, reason: str = "manual", trigger_price: str | None = None) -> dict[str, Any]:
+        """Close a position exactly once (an already closed one comes back unchanged)."""
+        view = self._service.close_position(
+            position_id, reason, Decimal(trigger_price) if trigger_price is not None else None)
+        monitor = self._monitor_handle()
+        if monitor is not None:
+            monitor.untrack.remote(position_id)
+        return view
+
+    def on_prices(self, prices: dict[str, str]) -> int:
+        """Take a price push: refresh the price cache and fill crossed paper LIMIT orders."""
+        opened = self._service.on_prices({symbol: Decimal(price) for symbol, price in prices.items()})
+        for position in opened:
+            self._track(position)
+        return len(opened)
+
+    def health(self) -> dict[str, Any]:
+        blocked = getattr(self._broker, "entries_blocked", None)
+        breaker = getattr(self._broker, "breaker", None)
+        return {
+            "mode": str(self._service.mode),
+            "open_positions": self._service.open_positions,
+            "prices_cached": len(self._service.prices or ()),
+            "entries_blocked": str(blocked) if blocked is not None else self._reconcile_error,
+            "circuit": str(breaker.state) if breaker is not None else None,
+            "last_order_at": self._service.last_order_at,
+        }

@@ -1,0 +1,164 @@
+"""Monitor actor: holds a `PositionBook`; price pushes trigger stop-loss, take-profit and trailing closes.
+
+An async actor: `on_prices` only updates the book and starts close tasks, never waiting on them.
+A close goes to the Executor; if the Executor dies mid-close, Ray retries the call on the restarted
+Executor (``max_task_retries=-1``) and the close's idempotency makes that safe. A failed close is
+retried with back-off by the book. P&L marks are published at most every ``update_interval_ms`` per
+position (one batched event call) and written to storage at most every ``write_interval_s``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import ray
+
+from aitrader.config import Settings
+from aitrader.events import Channel
+from aitrader.models import PositionStatus
+from aitrader.trading.position_book import CloseRequest, PositionBook, PositionMarked
+from aitrader.views import money, position_view
+
+log = logging.getLogger("aitrader.monitor")
+_TICK_S = 0.25
+_CLOSE_TIMEOUT_S = 120.0
+
+
+@ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
+class Monitor:
+    """Watches open positions on every price push and asks the Executor to close triggered ones."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        events: Any,
+        executor: Any,
+        *,
+        update_interval_ms: int = 1_000,
+        write_interval_s: float = 10.0,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._executor = executor
+        self._write_interval_s = write_interval_s
+        self._written_at: dict[str, float] = {}
+        self._book = PositionBook(time.monotonic, update_interval_ms=update_interval_ms)
+        self._closes: dict[str, asyncio.Task[None]] = {}
+        self._loop_task: asyncio.Task[None] | None = None
+        self.closes_sent = 0
+        self.close_failures = 0
+        self.last_event_time_ms = 0
+        open_positions = ray.get(
+            store.call.remote("list_positions", settings.user_id, status=PositionStatus.OPEN, limit=10_000),
+            timeout=60,
+        )
+        for position in open_positions:
+            self._book.track(position_view(position))
+
+    # -- price pushes ---------------------------------------------------------------------------
+
+    async def on_prices(self, prices: dict[str, str], event_time_ms: int = 0) -> int:
+        """Mark positions to the pushed prices; start a close for each trigger. Returns closes started."""
+        self._ensure_loop()
+        self.last_event_time_ms = max(self.last_event_time_ms, event_time_ms)
+        started = 0
+        for symbol, text in prices.items():
+            try:
+                price = Decimal(text)
+            except (InvalidOperation, TypeError):
+                log.warning("ignoring a bad price %r for %s", text, symbol)
+                continue
+            if not price.is_finite() or price <= 0:
+                continue
+            for request in self._book.on_price(symbol, price):
+                self._start_close(request)
+                started += 1
+        self._publish_marks(self._book.take_updates())
+        return started
+
+    def _start_close(self, request: CloseRequest) -> None:
+        self.closes_sent += 1
+        self._closes[request.position_id] = asyncio.get_running_loop().create_task(self._close(request))
+
+    async def _close(self, request: CloseRequest) -> None:
+        try:
+            ref = self._executor.close_position.remote(request.position_id, request.reason, str(request.trigger_price))
+            view = await asyncio.wait_for(ref, _CLOSE_TIMEOUT_S)
+        except Exception as error:  # the book retries with back-off; the close is idempotent
+            self.close_failures += 1
+            log.warning("closing position %s failed, will retry: %s", request.position_id, error)
+            self._book.close_failed(request.position_id)
+        else:
+            if view.get("status") != "open":
+                self._book.closed(request.position_id)
+                self._written_at.pop(request.position_id, None)
+            else:
+                self._book.close_failed(request.position_id)
+        finally:
+            self._closes.pop(request.position_id, None)
+
+    def _publish_marks(self, marks: list[PositionMarked]) -> None:
+        if not marks:
+            return
+        now = time.monotonic()
+        events: list[tuple[str, str, dict[str, Any]]] = []
+        for mark in marks:
+            data = {"id": mark.position_id, "symbol": mark.symbol, "current_price": money(mark.current_price),
+                    "best_price": money(mark.best_price), "pnl": money(mark.pnl), "pnl_pct": money(mark.pnl_pct),
+                    "status": "open", "event": "marked"}
+            events.append((str(Channel.POSITIONS), "position_update", data))
+            if now - self._written_at.get(mark.position_id, float("-inf")) >= self._write_interval_s:
+                self._written_at[mark.position_id] = now
+                self._store.enqueue.remote("update_position", mark.position_id, current_price=mark.current_price,
+                                           best_price=mark.best_price, pnl=mark.pnl, pnl_pct=mark.pnl_pct)
+        self._events.publish_many.remote(events)
+
+    # -- background retries ---------------------------------------------------------------------
+
+    def _ensure_loop(self) -> None:
+        if self._loop_task is None or self._loop_task.done():
+            self._loop_task = asyncio.get_running_loop().create_task(self._tick_loop())
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            try:
+                for request in self._book.due_retries():
+                    self._start_close(request)
+                self._publish_marks(self._book.take_updates())
+            except Exception:  # never let the retry loop die
+                log.exception("monitor tick failed")
+
+    # -- membership -----------------------------------------------------------------------------
+
+    async def track(self, position: dict[str, Any]) -> None:
+        """Watch a newly opened position (its `position_view`)."""
+        self._ensure_loop()
+        self._book.track(position)
+
+    async def untrack(self, position_id: str) -> None:
+        """Stop watching a position (closed by hand or by us)."""
+        if position_id not in self._closes:
+            self._book.closed(position_id)
+            self._written_at.pop(position_id, None)
+
+    async def ping(self) -> bool:
+        self._ensure_loop()
+        return True
+
+    async def pid(self) -> int:
+        return os.getpid()
+
+    async def snapshot(self) -> list[dict[str, Any]]:
+        """Every watched position with its latest price, P&L and close state."""
+        return self._book.snapshot()
+
+    async def stats(self) -> dict[str, Any]:
+        return {"tracked": len(self._book), "closes_sent": self.closes_sent, "close_failures": self.close_failures,
+                "closes_in_flight": len(self._closes), "last_event_time_ms": self.last_event_time_ms}

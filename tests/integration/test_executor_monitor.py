@@ -1,0 +1,164 @@
+"""Executor + Monitor + Store + EventHub on a real local Ray: exactly-once closes, even when the Executor dies."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+
+from actors.events import EventHub
+from actors.executor import Executor
+from actors.monitor import Monitor
+from actors.store import Store
+from aitrader.config import Settings
+from aitrader.exchange import ExchangeThread, secret_for
+from aitrader.models import OrderStatus, PositionStatus
+
+pytestmark = pytest.mark.usefixtures("ray_session")
+TIMEOUT = 60
+
+
+def exchange_info(*symbols: str) -> dict[str, Any]:
+    return {"symbols": [{
+        "symbol": symbol, "baseAsset": symbol.removesuffix("USDT"), "quoteAsset": "USDT",
+        "filters": [
+            {"filterType": "PRICE_FILTER", "minPrice": "0.01", "maxPrice": "1000000", "tickSize": "0.01"},
+            {"filterType": "LOT_SIZE", "minQty": "0.001", "maxQty": "100000", "stepSize": "0.001"},
+            {"filterType": "NOTIONAL", "minNotional": "5", "applyMinToMarket": True, "maxNotional": "9000000",
+             "applyMaxToMarket": False},
+        ]} for symbol in symbols]}
+
+
+def wait_for(condition: Callable[[], Any], what: str, timeout: float = TIMEOUT) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Engine:
+    def __init__(self, settings: Settings, store: Any, events: Any, executor: Any, monitor: Any) -> None:
+        self.settings, self.store, self.events, self.executor, self.monitor = settings, store, events, executor, monitor
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return ray.get(self.store.call.remote(method, *args, **kwargs), timeout=TIMEOUT)
+
+    def exit_orders(self, position_id: str) -> list[Any]:
+        return [o for o in self.call("list_orders", self.settings.user_id, limit=10_000)
+                if o.position_id == position_id and o.purpose == "exit"]
+
+
+def start_engine(settings: Settings, exchange: dict[str, Any] | None) -> Engine:
+    tag = uuid.uuid4().hex[:8]
+    store = Store.options(name=f"store-{tag}").remote(settings)
+    events = EventHub.options(name=f"events-{tag}").remote()
+    executor = Executor.options(name=f"executor-{tag}").remote(settings, store, events, f"monitor-{tag}", exchange)
+    monitor = Monitor.options(name=f"monitor-{tag}").remote(settings, store, events, executor)
+    ray.get([executor.ping.remote(), monitor.ping.remote()], timeout=TIMEOUT)
+    return Engine(settings, store, events, executor, monitor)
+
+
+@pytest.fixture(scope="module")
+def paper(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    home = tmp_path_factory.mktemp("executor-monitor")
+    settings = Settings(user_id="alice", sqlite_path=home / "data.db", paper_trading=True,
+                        paper_starting_balance=1_000_000, paper_slippage_bps=0, max_open_positions=50)
+    engine = start_engine(settings, exchange_info("BTCUSDT"))
+    ray.get(engine.executor.on_prices.remote({"BTCUSDT": "100"}), timeout=TIMEOUT)
+    yield engine
+    for actor in (engine.monitor, engine.executor, engine.events, engine.store):
+        ray.kill(actor)
+
+
+def open_long(engine: Engine, stop_loss: str) -> dict[str, Any]:
+    ray.get([engine.executor.on_prices.remote({"BTCUSDT": "100"}),
+             engine.monitor.on_prices.remote({"BTCUSDT": "100"}, 0)], timeout=TIMEOUT)
+    answer = ray.get(engine.executor.submit_order.remote(
+        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "1", "stop_loss": stop_loss}), timeout=TIMEOUT)
+    position = answer["position"]
+    wait_for(lambda: any(p["id"] == position["id"] for p in ray.get(engine.monitor.snapshot.remote(), timeout=TIMEOUT)),
+             "the monitor to track the position")
+    return position
+
+
+def closed(engine: Engine, position_id: str) -> Any:
+    position = engine.call("get_position", position_id)
+    return position if position.status is not PositionStatus.OPEN else None
+
+
+def test_the_monitor_closes_a_position_exactly_once_under_a_burst_of_prices(paper: Engine) -> None:
+    # Arrange
+    position = open_long(paper, stop_loss="95")
+    # Act: a burst through the stop, every price below it
+    refs = [paper.monitor.on_prices.remote({"BTCUSDT": str(price)}, int(time.time() * 1000))
+            for price in ["99", "96", *[f"{94 - i * 0.25:.2f}" for i in range(40)]]]
+    started = sum(ray.get(refs, timeout=TIMEOUT))
+    stored = wait_for(lambda: closed(paper, position["id"]), "the position to be closed")
+    # Assert
+    assert started == 1
+    assert stored.status is PositionStatus.STOPPED and stored.close_reason == "stop_loss"
+    assert stored.exit_price == 94  # the first price through the stop
+    [exit_order] = paper.exit_orders(position["id"])
+    assert exit_order.status is OrderStatus.FILLED and stored.exit_order_id == exit_order.id
+    wait_for(lambda: not any(p["id"] == position["id"] for p in ray.get(paper.monitor.snapshot.remote(), timeout=TIMEOUT)),
+             "the monitor to forget the closed position")
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.003, 0.02])
+def test_a_close_survives_the_executor_being_killed_mid_close(paper: Engine, delay_s: float) -> None:
+    # Arrange
+    position = open_long(paper, stop_loss="90")
+    pid = ray.get(paper.executor.pid.remote(), timeout=TIMEOUT)
+    # Act: trigger the stop, then kill the executor's process while the close is on its way
+    trigger = paper.monitor.on_prices.remote({"BTCUSDT": "89"}, 0)
+    time.sleep(delay_s)
+    os.kill(pid, signal.SIGKILL)
+    more = [paper.monitor.on_prices.remote({"BTCUSDT": price}, 0) for price in ("88", "87", "89")]
+    stored = wait_for(lambda: closed(paper, position["id"]), "the position to be closed after the restart")
+    # Assert
+    assert ray.get(trigger, timeout=TIMEOUT) == 1 and sum(ray.get(more, timeout=TIMEOUT)) == 0
+    assert ray.get(paper.executor.pid.remote(), timeout=TIMEOUT) != pid
+    assert stored.status is PositionStatus.STOPPED and stored.close_reason == "stop_loss"
+    [exit_order] = paper.exit_orders(position["id"])
+    assert exit_order.status is OrderStatus.FILLED and stored.exit_order_id == exit_order.id
+    balances = {b.asset: b.free for b in paper.call("get_balances", "alice")}
+    open_positions = paper.call("list_positions", "alice", status=PositionStatus.OPEN)
+    assert balances.get("BTC", 0) == sum(p.size for p in open_positions)  # no double sell
+
+
+def test_live_mode_through_the_executor_against_the_local_exchange(local_exchange: ExchangeThread,
+                                                                   tmp_path: Path) -> None:
+    # Arrange: a fresh, funded account on the local exchange
+    api_key = f"test{uuid.uuid4().hex}"
+    settings = Settings(user_id="bob", sqlite_path=tmp_path / "live.db", paper_trading=False,
+                        binance_api_url=local_exchange.url, binance_api_key=api_key,
+                        binance_secret_key=secret_for(api_key))
+    engine = start_engine(settings, None)
+    try:
+        # Act
+        answer = ray.get(engine.executor.submit_order.remote(
+            {"symbol": "BTCUSDT", "side": "BUY", "quantity": "0.01"}), timeout=TIMEOUT)
+        position = answer["position"]
+        closed_view = ray.get(engine.executor.close_position.remote(position["id"], "manual"), timeout=TIMEOUT)
+        again = ray.get(engine.executor.close_position.remote(position["id"], "manual"), timeout=TIMEOUT)
+        # Assert: the BUY's commission is taken in BTC, so the position holds a little less than 0.01
+        assert answer["status"] == "FILLED" and answer["mode"] == "live"
+        assert 0 < float(position["size"]) <= 0.01
+        assert closed_view["status"] == "closed" and closed_view["exit_price"] is not None and again == closed_view
+        [exit_order] = engine.exit_orders(position["id"])
+        assert exit_order.exchange_order_id and exit_order.status is OrderStatus.FILLED
+        health = ray.get(engine.executor.health.remote(), timeout=TIMEOUT)
+        assert health["mode"] == "live" and health["entries_blocked"] is None and health["open_positions"] == 0
+    finally:
+        for actor in (engine.monitor, engine.executor, engine.events, engine.store):
+            ray.kill(actor)
