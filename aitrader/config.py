@@ -45,9 +45,15 @@ EXAMPLES: dict[str, str] = {
     "PAPER_STARTING_BALANCE": "10000",
     "PAPER_SLIPPAGE_BPS": "5",
     "API_PORT": "8080",
+    "LLM_BASE_URL": "https://generativelanguage.googleapis.com/v1beta/openai",
+    "LLM_MODEL": "gemini-2.0-flash",
+    "LLM_API_KEY": "your provider's API key",
+    "AI_CONFIDENCE_THRESHOLD": "70",
+    "LLM_RATE_LIMIT_PER_MIN": "60",
+    "LLM_TIMEOUT_S": "20",
 }
 
-SECRET_FIELDS = ("api_key", "binance_api_key", "binance_secret_key", "supabase_key")
+SECRET_FIELDS = ("api_key", "binance_api_key", "binance_secret_key", "supabase_key", "llm_api_key")
 _USER_ID = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
@@ -114,6 +120,12 @@ class Settings(BaseSettings):
     paper_slippage_bps: float = Field(default=5, ge=0, le=500)
     api_port: int = Field(default=8080, ge=1, le=65535)
     fly_app_name: str | None = None
+    llm_base_url: str | None = None
+    llm_model: str | None = None
+    llm_api_key: SecretStr | None = None
+    ai_confidence_threshold: int = Field(default=70, ge=0, le=100)
+    llm_rate_limit_per_min: int = Field(default=60, ge=1, le=100_000)
+    llm_timeout_s: float = Field(default=20, gt=0, le=300)
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -130,7 +142,7 @@ class Settings(BaseSettings):
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
 
-    @field_validator("binance_api_url", "supabase_url")
+    @field_validator("binance_api_url", "supabase_url", "llm_base_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         if value and not value.startswith(("http://", "https://")):
