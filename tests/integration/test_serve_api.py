@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,8 @@ from pydantic import SecretStr
 from aitrader.config import Settings
 
 KEY = "integration-key-0123456789abcdef"
+# On a loaded machine the metrics agent can take longer than Ray's default to start.
+os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
 
 
 def _free_port() -> int:
