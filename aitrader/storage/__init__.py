@@ -1,9 +1,10 @@
-"""Storage: one protocol, backends for SQLite, PostgreSQL and (later) Supabase's REST API."""
+"""Storage: one protocol, backends for SQLite, PostgreSQL and Supabase's REST API."""
 
 from __future__ import annotations
 
 from aitrader.config import Settings, StorageBackend
 from aitrader.storage.base import Conflict, NotFound, Storage, StorageError, StorageUnavailable
+from aitrader.storage.buffered import BufferedStorage, WriteBuffered
 from aitrader.storage.engine import normalize_url, sqlite_url
 from aitrader.storage.sql import SQLStorage
 
@@ -16,23 +17,39 @@ def storage_url(settings: Settings) -> str:
     if settings.storage_backend is StorageBackend.SQLITE:
         return sqlite_url(settings.sqlite_path)
     raise StorageError(
-        "STORAGE_BACKEND=supabase is not available yet; use sqlite, or postgres with your Supabase "
-        "project's connection string as DATABASE_URL"
+        "STORAGE_BACKEND=supabase talks to Supabase's REST API, not SQL; its schema is applied with "
+        "`aitrader db supabase-sql` in the project's SQL editor (or use postgres with the project's "
+        "connection string as DATABASE_URL)"
     )
 
 
 def open_storage(settings: Settings, *, read_only: bool = False) -> Storage:
-    """Open (and migrate) the storage backend the settings name."""
-    return SQLStorage(storage_url(settings), read_only=read_only)
+    """Open (and migrate) the storage backend the settings name.
+
+    The networked backends (Supabase, PostgreSQL) come wrapped in `BufferedStorage`, so writes
+    made while the database is unreachable are kept in order and flushed when it is back.
+    """
+    if settings.storage_backend is StorageBackend.SUPABASE:
+        from aitrader.storage.supabase import SupabaseStorage
+
+        assert settings.supabase_url and settings.supabase_key  # guaranteed by Settings validation
+        rest = SupabaseStorage(settings.supabase_url, settings.supabase_key.get_secret_value())
+        return rest if read_only else BufferedStorage(rest)
+    storage = SQLStorage(storage_url(settings), read_only=read_only)
+    if settings.storage_backend is StorageBackend.POSTGRES and not read_only:
+        return BufferedStorage(storage)
+    return storage
 
 
 __all__ = [
+    "BufferedStorage",
     "Conflict",
     "NotFound",
     "SQLStorage",
     "Storage",
     "StorageError",
     "StorageUnavailable",
+    "WriteBuffered",
     "open_storage",
     "sqlite_url",
     "storage_url",
