@@ -1,0 +1,370 @@
+"""Scheduler actor: queues trader checks (candle closes, interval watchdogs), runs them on the
+filter pool, and turns matches into signals (Store + EventHub, and the Executor when trading).
+
+The schedule itself is `aitrader.scheduling.CheckScheduler`; this shell wires handles, runs
+three loops (dispatch, interval tick, shard health poll) and rebuilds its traders from storage
+on start — every public method starts it lazily, so a restarted actor resumes on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+import ray
+
+from actors.filter_pool import FilterPool, FilterWorker
+from aitrader.checks import CheckResult
+from aitrader.config import Settings
+from aitrader.filters import FilterError, compile_filter
+from aitrader.models import Signal, Trader, TraderStatus
+from aitrader.scheduling import CheckScheduler, CheckTrader, ClosedCandle, MarketClock, TraderPlan
+from aitrader.signals import signals_from_result
+from aitrader.storage import NotFound
+from aitrader.views import signal_view, trader_view
+
+log = logging.getLogger("aitrader.scheduler")
+
+CALL_TIMEOUT_S = 30.0
+BATCH_TIMEOUT_S = 120.0
+
+
+@ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0, max_concurrency=1000)
+class Scheduler:
+    """Owns every trader's schedule; the only one that starts checks and creates signals.
+
+    ``shards`` is the list of StreamShard handles (their index is the shard id the scheduler
+    uses); ``pool_workers`` the FilterWorker handles.  Market time runs at ``clock_speed`` from
+    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: Any,
+        events: Any,
+        pool_workers: list[Any],
+        shards: list[Any],
+        executor: Any = None,
+        clock_speed: float = 1.0,
+        clock_anchor_ms: int | None = None,
+        *,
+        max_batch: int = 32,
+        batches_per_worker: int = 2,
+        max_queue: int = 1000,
+        tick_s: float = 0.25,
+        health_poll_s: float = 3.0,
+        stale_after_s: float = 90.0,
+        subscribe_shards: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._store, self._events, self._executor = store, events, executor
+        self._shards = list(shards)
+        self.pool = FilterPool(list(pool_workers), factory=lambda index: FilterWorker.remote(index))  # type: ignore[attr-defined]
+        self.core = CheckScheduler(MarketClock(clock_speed, clock_anchor_ms), max_queue=max_queue)
+        self._traders: dict[str, Trader] = {}
+        self._symbol_shard: dict[str, int] = {}
+        self._shard_versions: dict[int, int] = {index: 0 for index in range(len(self._shards))}
+        self._stale_symbols: set[str] = set()
+        self._max_batch, self._batches_per_worker = max_batch, batches_per_worker
+        self._tick_s, self._health_poll_s, self._stale_after_s = tick_s, health_poll_s, stale_after_s
+        self._subscribe = subscribe_shards
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._checks_in_flight = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._started: asyncio.Task[int] | None = None
+        self._reported: set[tuple[str, str, str]] = set()
+        self._counters: dict[str, Any] = {
+            "signals_created": 0, "signals_existing": 0, "signal_errors": 0, "batches": 0,
+            "error_kinds": {}, "rejected_traders": 0, "last_error": None,
+        }
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def start(self) -> int:
+        """Load active traders from storage and start the loops (idempotent); returns the trader count."""
+        if self._started is None:
+            self._started = asyncio.get_running_loop().create_task(self._start())
+        return await asyncio.shield(self._started)
+
+    async def ping(self) -> bool:
+        await self.start()
+        return True
+
+    async def pause(self) -> None:
+        """Stop taking checks (graceful shutdown); checks in flight finish."""
+        await self.start()
+        self.core.pause()
+
+    async def resume(self) -> None:
+        await self.start()
+        self.core.resume()
+        self._wake.set()
+
+    async def drain(self, timeout_s: float = 30.0) -> int:
+        """Wait up to ``timeout_s`` for checks in flight (and, unless paused, queued) to finish;
+        returns how many are still in flight."""
+        await self.start()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._checks_in_flight or (not self.core.paused and self.core.queue_depth and self._runnable()):
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._idle.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._idle.wait(), min(remaining, 0.05))
+        return self._checks_in_flight
+
+    async def stats(self) -> dict[str, Any]:
+        await self.start()
+        return {
+            **self.core.stats(),
+            **self._counters,
+            "error_kinds": dict(self._counters["error_kinds"]),
+            "checks_in_flight": self._checks_in_flight,
+            "stale_symbols": len(self._stale_symbols),
+            "workers": len(self.pool),
+            "workers_replaced": self.pool.replaced,
+            "shards": len(self._shards),
+        }
+
+    # -- traders ----------------------------------------------------------------------------------
+
+    async def upsert_trader(self, trader_id: str) -> dict[str, Any]:
+        """Reload one trader from storage and (re)schedule it, or unschedule it if inactive or gone."""
+        await self.start()
+        try:
+            trader = await self._call("get_trader", trader_id)
+        except NotFound:  # deleted: a RayTaskError from the Store is also a NotFound
+            self._forget(trader_id)
+            return {"ok": True, "scheduled": False, "error": None}
+        return self._schedule(trader)
+
+    async def remove_trader(self, trader_id: str) -> bool:
+        await self.start()
+        return self._forget(trader_id)
+
+    async def on_candles_closed(self, closed: list[ClosedCandle]) -> int:
+        """Candle closes from a shard: queue the traders watching them; returns how many were queued."""
+        await self.start()
+        for index in {self._symbol_shard.get(symbol) for symbol, _, _ in closed}:
+            if index is not None:
+                self._shard_versions[index] += 1
+        queued = self.core.candles_closed(closed)
+        if queued:
+            self._wake.set()
+        return queued
+
+    def _schedule(self, trader: Trader) -> dict[str, Any]:
+        if trader.status is not TraderStatus.ACTIVE:
+            self._forget(trader.id)
+            return {"ok": True, "scheduled": False, "error": None}
+        try:
+            compiled = compile_filter(trader.signal_code)
+        except FilterError as exc:
+            self._forget(trader.id)
+            self._counters["rejected_traders"] += 1
+            self._log("WARNING", f"trader {trader.name!r} is not scheduled: its filter does not compile at {exc}")
+            return {"ok": False, "scheduled": False, "error": str(exc)}
+        if trader.id not in self._traders and len(self._traders) >= self.settings.max_active_traders:
+            self._counters["rejected_traders"] += 1
+            message = (f"trader {trader.name!r} is not scheduled: {self.settings.max_active_traders} traders are "
+                       "active already (MAX_ACTIVE_TRADERS); deactivate one or raise the limit")
+            self._log("WARNING", message)
+            return {"ok": False, "scheduled": False, "error": message}
+        self._traders[trader.id] = trader
+        self.core.upsert(TraderPlan(trader.id, tuple(trader.symbols), tuple(trader.timeframes),
+                                    max(60, trader.check_interval), trader.signal_code, compiled.code_hash))
+        unknown = [s for s in trader.symbols if s not in self._symbol_shard]
+        if unknown and self._symbol_shard:
+            self._log("WARNING", f"trader {trader.name!r}: no stream shard carries {', '.join(unknown)}")
+        return {"ok": True, "scheduled": True, "error": None}
+
+    def _forget(self, trader_id: str) -> bool:
+        self._traders.pop(trader_id, None)
+        return self.core.remove(trader_id)
+
+    # -- loops ------------------------------------------------------------------------------------
+
+    async def _start(self) -> int:
+        await self._refresh_shards()
+        traders = await self._call("list_traders", self.settings.user_id, active_only=True)
+        for trader in traders:
+            self._schedule(trader)
+        if self._subscribe:
+            me = ray.get_runtime_context().current_actor
+            for shard in self._shards:
+                shard.subscribe.remote(scheduler=me)
+        loop = asyncio.get_running_loop()
+        self._tasks = [loop.create_task(self._dispatch_loop()), loop.create_task(self._tick_loop()),
+                       loop.create_task(self._health_loop())]
+        log.info("scheduler started with %d traders, %d shards, %d workers",
+                 len(self._traders), len(self._shards), len(self.pool))
+        return len(self._traders)
+
+    def _runnable(self) -> bool:
+        return self.pool.in_flight < len(self.pool) * self._batches_per_worker
+
+    async def _dispatch_loop(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            while self._runnable():
+                size = min(self._max_batch, max(1, math.ceil(self.core.queue_depth / len(self.pool))))
+                checks = self.core.take(size)
+                if not checks:
+                    break
+                self._checks_in_flight += len(checks)
+                asyncio.get_running_loop().create_task(self._run_batch(checks))
+            if not self._checks_in_flight:
+                self._idle.set()
+
+    async def _tick_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._tick_s)
+            try:
+                if self.core.tick():
+                    self._wake.set()
+            except Exception:
+                log.exception("interval tick failed")
+
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._health_poll_s)
+            try:
+                await self._poll_health()
+            except Exception:
+                log.exception("shard health poll failed")
+
+    async def _poll_health(self) -> None:
+        stale: set[str] = set()
+        replies = await asyncio.gather(
+            *(asyncio.wait_for(shard.health.remote(self._stale_after_s), 10.0) for shard in self._shards),
+            return_exceptions=True,
+        )
+        for index, health in enumerate(replies):
+            if isinstance(health, BaseException):
+                stale |= {s for s, i in self._symbol_shard.items() if i == index}
+                continue
+            for symbol in health.get("symbols", []):
+                self._symbol_shard[symbol] = index
+            stale |= set(health["symbols"]) if not health.get("connected") else set(health.get("stale_symbols", []))
+        newly = stale - self._stale_symbols
+        if newly:
+            self._log("WARNING", f"market data stale for {len(newly)} symbols; their traders' checks pause")
+        self._stale_symbols = stale
+        if self.core.set_stale(stale):
+            self._wake.set()
+
+    async def _refresh_shards(self) -> None:
+        replies = await asyncio.gather(
+            *(asyncio.wait_for(shard.symbols.remote(), 10.0) for shard in self._shards), return_exceptions=True
+        )
+        for index, symbols in enumerate(replies):
+            if not isinstance(symbols, BaseException):
+                for symbol in symbols:
+                    self._symbol_shard[symbol] = index
+
+    # -- checks -----------------------------------------------------------------------------------
+
+    async def _run_batch(self, checks: list[CheckTrader]) -> None:
+        index, worker = self.pool.acquire()
+        self._counters["batches"] += 1
+        results: list[CheckResult] | None = None
+        try:
+            routes = {c.trader_id: sorted({i for s in c.symbols if (i := self._symbol_shard.get(s)) is not None})
+                      for c in checks}
+            used = {i for shard_ids in routes.values() for i in shard_ids}
+            shards = {i: self._shards[i] for i in used}
+            versions = {i: self._shard_versions[i] for i in used}
+            results = await asyncio.wait_for(worker.check.remote(checks, shards, versions, routes), BATCH_TIMEOUT_S)
+        except ray.exceptions.ActorDiedError as exc:
+            self.pool.replace(index)
+            self._note_error("worker", f"filter worker {index} died and was replaced: {exc}")
+        except Exception as exc:
+            self._note_error("worker", f"filter worker {index} failed a batch: {type(exc).__name__}: {exc}")
+        finally:
+            self.pool.release(index)
+        try:
+            if results is None:
+                for check in checks:
+                    self.core.finish(check, error=True)
+            else:
+                await asyncio.gather(*(self._complete(check, result) for check, result in zip(checks, results, strict=True)))
+        finally:
+            self._checks_in_flight -= len(checks)
+            self._wake.set()
+            if not self._checks_in_flight:
+                self._idle.set()
+
+    async def _complete(self, check: CheckTrader, result: CheckResult) -> None:
+        seen: dict[tuple[str, str], int] = {}
+        try:
+            if result.error is not None:
+                self._report_check_error(check, result)
+            else:
+                seen = {(s, o.timeframe): t for o in result.outcomes for s, t in o.candle_times.items()}
+                trader = self._traders.get(check.trader_id)
+                if trader is not None and self.core.plan(check.trader_id) is not None:
+                    for signal, ok in zip(*await self._store_signals(trader, result), strict=True):
+                        if not ok:  # check that candle again on the next trigger
+                            seen.pop((signal.symbol, signal.timeframe), None)
+        finally:
+            self.core.finish(check, seen, error=result.error is not None)
+
+    async def _store_signals(self, trader: Trader, result: CheckResult) -> tuple[list[Signal], list[bool]]:
+        signals = signals_from_result(result, trader.user_id)
+        if not signals:
+            return [], []
+        replies = await asyncio.gather(*(self._call("create_signal", s) for s in signals), return_exceptions=True)
+        stored_ok: list[bool] = []
+        for reply in replies:
+            if isinstance(reply, BaseException):
+                self._counters["signal_errors"] += 1
+                self._counters["last_error"] = f"storing a signal failed: {reply}"
+                stored_ok.append(False)
+                continue
+            stored_ok.append(True)
+            stored, created = reply
+            if not created:
+                self._counters["signals_existing"] += 1
+                continue
+            self._counters["signals_created"] += 1
+            view = signal_view(stored, trader.name)
+            if self._events is not None:
+                self._events.publish.remote("signals", "signal_created", view)
+            if self._executor is not None and self.settings.enable_auto_trading and trader.auto_trade:
+                self._executor.open_from_signal.remote(view, trader_view(trader))
+        return signals, stored_ok
+
+    def _report_check_error(self, check: CheckTrader, result: CheckResult) -> None:
+        kind = result.error_kind or "runtime"
+        self._note_error(kind, f"trader {check.trader_id}: {result.error}")
+        if (check.trader_id, check.code_hash, kind) not in self._reported:
+            self._reported.add((check.trader_id, check.code_hash, kind))
+            trader = self._traders.get(check.trader_id)
+            name = trader.name if trader is not None else check.trader_id
+            self._log("WARNING", f"trader {name!r}: {result.error}")
+
+    def _note_error(self, kind: str, message: str) -> None:
+        kinds = self._counters["error_kinds"]
+        kinds[kind] = kinds.get(kind, 0) + 1
+        self._counters["last_error"] = message
+
+    async def _call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.wait_for(self._store.call.remote(method, *args, **kwargs), CALL_TIMEOUT_S)
+
+    def _log(self, level: str, message: str) -> None:
+        log.log(logging.getLevelName(level), message)
+        if self._events is not None:
+            data = {"time": datetime.now(UTC).isoformat(), "level": level, "logger": "aitrader.scheduler",
+                    "message": message}
+            self._events.publish.remote("logs", "log", data)
