@@ -15,14 +15,23 @@ def ray_session() -> Iterator[None]:
     """Start Ray once per test session; every actor test shares it (namespaces keep tests apart)."""
     import ray
 
-    if not ray.is_initialized():
-        ray.init(
-            include_dashboard=False,
-            num_cpus=4,
-            log_to_driver=False,
-            namespace="aitrader-test",
-            runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
-        )
+    # On a loaded 2-core machine Ray's agents can be slow to come up: be patient, retry once.
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    for attempt in range(2):
+        if ray.is_initialized():
+            break
+        try:
+            ray.init(
+                include_dashboard=False,
+                num_cpus=4,
+                log_to_driver=False,
+                namespace="aitrader-test",
+                runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
+            )
+        except Exception:
+            ray.shutdown()
+            if attempt == 1:
+                raise
     yield
     try:
         from ray import serve
