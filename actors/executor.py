@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from decimal import Decimal
-from typing import Any
+from typing import Any, cast
 
 import ray
 import requests
@@ -14,9 +14,11 @@ import requests
 from actors.remote_storage import RemoteStorage
 from aitrader.config import Settings
 from aitrader.models import Signal, Trader, TradingMode
+from aitrader.storage.base import Storage
 from aitrader.trading import LiveBroker, PaperBroker, binance_client, rules_from_exchange_info
 from aitrader.trading.errors import TemporaryError
 from aitrader.trading.execution import ExecutionService, PriceCache
+from aitrader.trading.order_cache import OrderCache
 
 log = logging.getLogger("aitrader.executor")
 _HTTP_TIMEOUT_S = 10.0
@@ -64,10 +66,13 @@ class Executor:
         rules = rules_from_exchange_info(info)
         prices = PriceCache(fallback=lambda symbol: Decimal(
             str(_get_json(f"{base_url}/api/v3/ticker/price", symbol=symbol)["price"])))
-        storage = RemoteStorage(store)
+        remote = RemoteStorage(store)
+        storage: Storage = cast(Storage, remote)
         broker: PaperBroker | LiveBroker
         if settings.paper_trading:
             mode = TradingMode.PAPER
+            # Paper only: order updates and balances are written behind (see OrderCache).
+            storage = cast(Storage, OrderCache(storage, settings.user_id, write_behind=remote.enqueue))
             broker = PaperBroker(
                 user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
                 starting_balance=Decimal(str(settings.paper_starting_balance)),

@@ -305,6 +305,7 @@ class ExecutionService:
                                                                     limit=10_000)}
         recent = self.storage.list_orders(self.user_id, status=[OrderStatus.PENDING_SUBMIT, OrderStatus.FILLED],
                                           limit=1_000)
+        known = {p.id for p in self.storage.list_positions(self.user_id, limit=10_000)}
         for order in recent:
             if order.mode is not self.mode:
                 continue
@@ -314,7 +315,7 @@ class ExecutionService:
                 continue
             elif order.purpose == EXIT and order.position_id in self._open:
                 self.close_position(order.position_id, "recovered")
-            elif order.purpose in (ENTRY, MANUAL) and self._find_position(order.position_id) is None:
+            elif order.purpose in (ENTRY, MANUAL) and order.position_id not in known:
                 log.warning("opening position %s for filled order %s found on restart (no protective levels)",
                             order.position_id, order.client_order_id)
                 self._open_position(order.position_id, OrderResult.from_order(order), ProtectiveLevels(),
