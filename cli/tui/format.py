@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from rich.text import Text
 
@@ -58,13 +59,17 @@ def signed(value: object, suffix: str = "", places: int = 2) -> Text:
 
 def sparkline(values: Sequence[float], width: int = 16) -> Text:
     """The last ``width`` values as block characters, green if the run rose, red if it fell."""
-    points = list(values)[-width:]
+    points = tuple(values[-width:])
     if not points:
         return Text("")
+    return Text(_blocks(points), style=GAIN if points[-1] >= points[0] else LOSS)
+
+
+@lru_cache(maxsize=4096)
+def _blocks(points: tuple[float, ...]) -> str:
     low, high = min(points), max(points)
-    span = (high - low) or 1.0
-    chars = "".join(BLOCKS[int((p - low) / span * (len(BLOCKS) - 1))] for p in points)
-    return Text(chars, style=GAIN if points[-1] >= points[0] else LOSS)
+    scale = (len(BLOCKS) - 1) / ((high - low) or 1.0)
+    return "".join([BLOCKS[int((p - low) * scale)] for p in points])
 
 
 def bar(fraction: float | None, width: int = 20) -> Text:

@@ -22,8 +22,8 @@ HELP_TEXT = """[b]aitrader TUI[/b]
 [b]Logs[/b]        l cycle the minimum level
 [b]Deploy[/b]      d dry run · D deploy · c config check
 
-The header shows the feed (binance, or local / stale when market data is simulated or late)
-and the connection; when the engine is unreachable the last data stays on screen.
+The header shows the feed (binance; local or stale when data is simulated or late) and the
+connection; when the engine is unreachable the last data stays on screen.
 
 Press escape or ? to close."""
 
