@@ -29,3 +29,14 @@ def migrate_command() -> None:
     else:
         typer.echo(f"{settings.storage_backend} schema is up to date (version {LATEST_VERSION}); nothing to do")
     engine.dispose()
+
+
+@app.command("supabase-sql")
+def supabase_sql_command() -> None:
+    """Print the SQL for a Supabase project: tables, indexes and row-level-security policies.
+
+    Paste it into the project's SQL editor, or pipe it: aitrader db supabase-sql | psql "$DATABASE_URL".
+    """
+    from aitrader.storage.supabase import schema_sql
+
+    typer.echo(schema_sql(), nl=False)

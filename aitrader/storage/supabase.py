@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from decimal import Decimal
 from enum import Enum
+from importlib import resources
 from typing import Any, TypeVar
 
 import httpx
@@ -52,6 +53,11 @@ _TABLES: dict[type[SQLModel], str] = {
     Balance: "balances",
     Heartbeat: "heartbeats",
 }
+
+
+def schema_sql() -> str:
+    """The SQL that creates the tables, indexes and row-level-security policies in a Supabase project."""
+    return resources.files("aitrader.storage").joinpath("supabase_schema.sql").read_text(encoding="utf-8")
 
 
 class _Transient(Exception):
@@ -139,7 +145,7 @@ class SupabaseStorage:
         def attempt() -> httpx.Response:
             try:
                 response = self._http.request(
-                    method, path, params=httpx.QueryParams(params or []), content=content, headers=headers
+                    method, path, params=tuple(params or ()), content=content, headers=headers
                 )
             except httpx.TimeoutException as exc:
                 raise _Transient(f"{method} {path} timed out") from exc
