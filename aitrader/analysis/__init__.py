@@ -8,6 +8,7 @@ the model; `SignalReview` takes one signal from pending to executed or cancelled
 
 from aitrader.analysis.llm import LLMAnalyzer, fallen_back
 from aitrader.analysis.pool import DROPPED_REASON, AnalysisPool, TokenBucket
+from aitrader.analysis.review import SignalReview
 from aitrader.analysis.rules import Readings, RuleAnalyzer, read_indicators
 from aitrader.analysis.types import (
     ENTER_AT,
@@ -31,6 +32,7 @@ __all__ = [
     "LLMAnalyzer",
     "Readings",
     "RuleAnalyzer",
+    "SignalReview",
     "TokenBucket",
     "decision_for",
     "fallen_back",
