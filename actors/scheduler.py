@@ -123,10 +123,10 @@ class Scheduler:
                 await asyncio.wait_for(self._idle.wait(), min(remaining, 0.05))
         return self._checks_in_flight
 
-    async def stats(self) -> dict[str, Any]:
+    async def stats(self, reset_latency: bool = False) -> dict[str, Any]:
         await self.start()
         return {
-            **self.core.stats(),
+            **self.core.stats(reset_latency),
             **self._counters,
             "error_kinds": dict(self._counters["error_kinds"]),
             "checks_in_flight": self._checks_in_flight,

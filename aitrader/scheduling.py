@@ -321,8 +321,11 @@ class CheckScheduler:
     def in_flight(self) -> int:
         return sum(1 for state in self._traders.values() if state.in_flight)
 
-    def stats(self) -> dict[str, float | int | bool]:
+    def stats(self, reset_latency: bool = False) -> dict[str, float | int | bool]:
+        """Counters and queue state; trigger-to-result latency over the recent window (``reset_latency`` starts a new one)."""
         latencies = sorted(self._latencies)
+        if reset_latency:
+            self._latencies.clear()
         return {
             **vars(self.counters),
             "traders": len(self._traders),

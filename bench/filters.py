@@ -1,8 +1,11 @@
 """Benchmark: one filter evaluation (vectorised) vs a TA-Lib per-symbol loop vs a pandas per-pair loop.
 
 Prints one JSON object as its last line: ``eval_ms``, ``talib_loop_ms``, ``pandas_loop_ms`` (medians),
-``eval_vs_talib`` and ``pandas_vs_eval``.  The measuring functions are importable so end-to-end
-benchmarks can reuse them.  Run: ``.venv/bin/python bench/filters.py``.
+``eval_vs_talib`` and ``pandas_vs_eval``; then, end to end through the Scheduler actor, the
+FilterWorker pool and a StreamShard fed by a local exchange with 100 symbols: ``checks_per_s``
+(sustained) and ``check_p99_ms`` (candle-close trigger to processed result).  The measuring
+functions are importable so other benchmarks can reuse them.
+Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part).
 """
 
 from __future__ import annotations
@@ -122,5 +125,104 @@ def measure(symbols: int = 100, bars: int = 250, repeats: int = 200) -> dict[str
     }
 
 
+def _trader_codes(count: int) -> list[str]:
+    """Distinct filters that rarely match (signals are rare; storing one is not what is measured)."""
+    return [
+        f"rsi(close, 14) < {20 + i} and close[-1] > ema(close, 20)[-1] "
+        f"and sma(close, 50)[-1] > 0 and volume[-1] > 0.5 * sma(volume, 20)[-1]"
+        for i in range(count)
+    ]
+
+
+def measure_checks(
+    symbols: int = 100, traders: int = 100, symbols_per_trader: int = 10, codes: int = 5,
+    rounds: int = 40, warmup_rounds: int = 5,
+) -> dict[str, float]:
+    """Sustained checks/s and trigger-to-result p99 through scheduler, pool and shards (starts Ray).
+
+    A local exchange streams ``symbols`` symbols to one shard per ``shards_needed``; once the
+    buffers are backfilled the scheduler is driven by bursts of candle-close notices (one per
+    symbol, a new candle each round) that trigger every trader; each round is drained before the
+    next.  Traders watch ``symbols_per_trader`` symbols each, spread over ``codes`` filters.
+    """
+    import tempfile
+    from pathlib import Path
+
+    import ray
+
+    from actors.filter_pool import create_workers
+    from actors.scheduler import Scheduler
+    from actors.store import Store
+    from actors.stream import StreamShard, shard_symbols, shards_needed
+    from aitrader.config import Settings
+    from aitrader.exchange import ExchangeConfig, benchmark_symbols, start_in_thread
+    from aitrader.models import Trader
+
+    names = benchmark_symbols(symbols)
+    ray.init(include_dashboard=False, log_to_driver=False, namespace="aitrader-bench")
+    exchange = start_in_thread(ExchangeConfig(port=0, seed=7, symbols=tuple(names), speed=1.0))
+    folder = tempfile.mkdtemp(prefix="aitrader-bench-")
+    try:
+        settings = Settings(user_id="bench", sqlite_path=Path(folder) / "bench.db", max_active_traders=1000)
+        store = Store.remote(settings)  # type: ignore[attr-defined]
+        groups = shard_symbols(names, shards_needed(symbols, 1))
+        shards = [
+            StreamShard.remote(i, exchange.url.replace("http", "ws"), exchange.url, group, ["1m"])  # type: ignore[attr-defined]
+            for i, group in enumerate(groups)
+        ]
+        ray.get([shard.start.remote() for shard in shards], timeout=120)
+        deadline = time.monotonic() + 180
+        while not all((ray.get(s.frame.remote("1m"), timeout=60).last_open_time >= 0).all() for s in shards):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the shards did not backfill every symbol within 180 s")
+            time.sleep(0.5)
+        filters = _trader_codes(codes)
+        for i in range(traders):
+            chosen = [names[(i * 7 + k * 13) % symbols] for k in range(symbols_per_trader)]
+            trader = Trader.model_validate({"user_id": "bench", "name": f"bench-{i}", "symbols": chosen,
+                                            "timeframes": ["1m"], "signal_code": filters[i % codes]})
+            ray.get(store.call.remote("create_trader", trader), timeout=60)
+        workers = create_workers()
+        scheduler = Scheduler.remote(settings, store, None, workers, shards, max_batch=32)  # type: ignore[attr-defined]
+        if ray.get(scheduler.start.remote(), timeout=120) != traders:
+            raise RuntimeError("the scheduler did not load every bench trader")
+        base = (int(time.time() * 1000) // 60_000 + 10) * 60_000  # candles newer than any real one
+
+        def burst(round_: int) -> None:
+            closed = [(symbol, "1m", base + round_ * 60_000) for symbol in names]
+            ray.get(scheduler.on_candles_closed.remote(closed), timeout=60)
+            if ray.get(scheduler.drain.remote(60.0), timeout=90):
+                raise RuntimeError("checks still in flight after 60 s")
+
+        for round_ in range(warmup_rounds):
+            burst(round_)
+        before = ray.get(scheduler.stats.remote(reset_latency=True), timeout=60)
+        started = time.perf_counter()
+        for round_ in range(warmup_rounds, warmup_rounds + rounds):
+            burst(round_)
+        elapsed = time.perf_counter() - started
+        after = ray.get(scheduler.stats.remote(), timeout=60)
+        checks = after["checks_run"] - before["checks_run"]
+        return {
+            "checks_per_s": round(checks / elapsed, 1),
+            "check_p99_ms": after["p99_check_ms"],
+            "check_avg_ms": after["avg_check_ms"],
+            "e2e_checks": checks,
+            "e2e_traders": traders,
+            "e2e_symbols": symbols,
+            "e2e_workers": len(workers),
+            "e2e_check_errors": after["errors"] - before["errors"],
+            "e2e_signals_created": after["signals_created"],
+        }
+    finally:
+        exchange.stop()
+        ray.shutdown()
+
+
 if __name__ == "__main__":
-    print(json.dumps(measure()))
+    import sys
+
+    results: dict[str, Any] = measure()
+    if "--no-e2e" not in sys.argv:
+        results.update(measure_checks())
+    print(json.dumps(results))
