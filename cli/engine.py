@@ -81,6 +81,8 @@ def init_ray(address: str | None) -> None:
     import ray
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # A busy laptop can take longer than Ray's default 30 s to register the node.
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "120")
     if ray.is_initialized():
         return
     if address:

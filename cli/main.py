@@ -7,6 +7,7 @@ import typer
 from aitrader import __version__
 from cli import config_cmd, db_cmd
 from cli.exchange_cmd import exchange
+from cli.status_cmd import status
 from cli.up_cmd import down, tui, up
 
 app = typer.Typer(
@@ -21,6 +22,7 @@ app.command("exchange")(exchange)
 app.command("up")(up)
 app.command("down")(down)
 app.command("tui")(tui)
+app.command("status")(status)
 
 
 def _version(value: bool) -> None:

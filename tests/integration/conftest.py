@@ -17,6 +17,7 @@ def ray_session() -> Iterator[None]:
 
     # On a loaded 2-core machine Ray's agents can be slow to come up: be patient, retry once.
     os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
     for attempt in range(2):
         if ray.is_initialized():
             break
