@@ -10,7 +10,7 @@ from typing import Any
 import ray
 
 from aitrader.config import Settings
-from aitrader.storage import Storage, StorageUnavailable, open_storage
+from aitrader.storage import Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
 
 log = logging.getLogger("aitrader.store")
@@ -75,7 +75,13 @@ class Store:
 
     def health(self) -> dict[str, Any]:
         with self._lock:
-            return {"queued": len(self._queue), "degraded": self._degraded, "written": self._written}
+            report = {"queued": len(self._queue), "degraded": self._degraded, "written": self._written}
+            inner = getattr(self._storage, "health", None)
+            if callable(inner):
+                backend = inner()
+                report["backend"] = backend
+                report["degraded"] = report["degraded"] or backend.get("degraded")
+            return report
 
     def shutdown(self) -> int:
         self._stop.set()
@@ -88,6 +94,8 @@ class Store:
             method, args, kwargs = self._queue[0]
             try:
                 getattr(self._storage, method)(*args, **kwargs)
+            except WriteBuffered:
+                pass  # accepted: the backend's own BufferedStorage keeps it in order until it is back
             except StorageUnavailable as exc:
                 if self._degraded is None:
                     log.error("storage unavailable, keeping %d writes in order: %s", len(self._queue), exc)
