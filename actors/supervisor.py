@@ -215,6 +215,7 @@ class Supervisor:
         shard_health = [h for h in shards if isinstance(h, dict)]
         scheduler = await _safe(graph.scheduler.stats.remote(), {})
         executor = await _safe(graph.executor.health.remote(), {})
+        storage = await _safe(graph.store.health.remote(), {})
         traders = await graph.store.call.remote("list_traders", self.settings.user_id)
         positions = await _safe(graph.monitor.snapshot.remote(), [])
         equity = executor.get("equity")
@@ -230,6 +231,7 @@ class Supervisor:
             positions=positions, equity=Decimal(str(equity)) if equity is not None else None,
             errors=self.errors + int(scheduler.get("errors", 0)), restarts=self.restarts,
             trades_executed=int(executor.get("orders_filled", executor.get("trades_executed", 0))),
+            storage=storage,
         )
         self._markets = await graph.markets()
         await graph.events.publish.remote("engine", "engine", self._status)

@@ -53,6 +53,7 @@ def build_status(
     errors: int,
     restarts: int,
     trades_executed: int,
+    storage: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The `/status` body (the API adds nothing but the version it already has here)."""
     latencies = [s["latency_p50_ms"] for s in shards if s.get("latency_p50_ms") is not None]
@@ -81,6 +82,11 @@ def build_status(
             "checks_skipped": int(scheduler.get("skipped", 0)),
         },
         "equity": None if equity is None else format(equity, "f"),
+        "storage": {
+            "backend": str(settings.storage_backend),
+            "degraded": (storage or {}).get("degraded"),
+            "queued_writes": int((storage or {}).get("queued", 0)),
+        },
         "ai_analysis": bool(settings.enable_ai_analysis),
         "auto_trading": bool(settings.enable_auto_trading),
     }

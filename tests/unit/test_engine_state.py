@@ -27,12 +27,13 @@ def test_status_body() -> None:
         settings=settings, running=True, feed="local", feed_note="offline", shards=[shard(), shard()],
         scheduler={"signals_created": 3, "avg_check_ms": 1.5, "skipped": 2}, counts={"traders": 1},
         positions=[{"pnl": "1.5"}, {"pnl": "-0.25"}], equity=Decimal("10001.25"), errors=0, restarts=1,
-        trades_executed=2,
+        trades_executed=2, storage={"degraded": "connection refused", "queued": 3},
     )
     assert status["mode"] == "paper" and status["location"] == "local"
     assert status["metrics"]["total_pnl"] == "1.25"
     assert status["metrics"]["signals_created"] == 3 and status["metrics"]["stream_reconnects"] == 2
     assert status["equity"] == "10001.25" and status["connected_symbols"] == ["BTCUSDT"]
+    assert status["storage"] == {"backend": "sqlite", "degraded": "connection refused", "queued_writes": 3}
 
 
 def test_example_trader_is_valid_and_compiles() -> None:
