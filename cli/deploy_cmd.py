@@ -73,6 +73,7 @@ def deploy(
         config_path=home / "deploy" / name / "fly.toml",
         health_base_url=os.environ.get(HEALTH_URL_ENV) or f"https://{name}.fly.dev",
         timeout_s=timeout,
+        poll_interval_s=min(5.0, timeout / 4),
     )
     deployment = FlyDeployment(target, Runner(cwd=root), flyctl=FlyDeployment.find_flyctl(), say=typer.echo)
 
