@@ -50,6 +50,7 @@ class EngineGraph:
     executor: Any = None
     monitor: Any = None
     scheduler: Any = None
+    analyst: Any = None
     exchange: Any = None
     workers: list[Any] = field(default_factory=list)
     shards: list[Any] = field(default_factory=list)
@@ -68,7 +69,7 @@ class EngineGraph:
         """Replace a dead actor under the same name and refresh every reference to it."""
         old = spec.handle
         new = spec.create()
-        for attribute in ("store", "events", "executor", "monitor", "scheduler", "exchange"):
+        for attribute in ("store", "events", "executor", "monitor", "scheduler", "analyst", "exchange"):
             if getattr(self, attribute) is old:
                 setattr(self, attribute, new)
         for group in (self.workers, self.shards):
@@ -82,7 +83,8 @@ class EngineGraph:
     def named(self) -> dict[str, Any]:
         return {
             "store": self.store, "events": self.events, "executor": self.executor, "monitor": self.monitor,
-            "scheduler": self.scheduler, "shards": list(self.shards), "workers": list(self.workers),
+            "scheduler": self.scheduler, "analyst": self.analyst, "shards": list(self.shards),
+            "workers": list(self.workers),
         }
 
     def price_subscribers(self) -> list[Any]:
@@ -127,13 +129,16 @@ class EngineGraph:
 def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: float = 1.0,
                 clock_anchor_ms: int | None = None, watchlist: list[str] | None = None) -> EngineGraph:
     """Create every actor of the engine under its name in the ``aitrader`` namespace."""
+    from actors.analysis import SignalAnalyst
     from actors.events import EventHub
     from actors.executor import Executor
-    from actors.filter_pool import FilterWorker, pool_size
+    from actors.filter_pool import FilterWorker, default_pool_size
     from actors.monitor import Monitor
     from actors.scheduler import Scheduler
     from actors.store import Store
 
+    # The actors read the market from wherever the engine does (Binance or the local exchange).
+    settings = settings.model_copy(update={"binance_api_url": api_url, "binance_stream_url": stream_url})
     intervals = ["1m", "5m", "15m", "1h"]
     graph = EngineGraph(settings=settings, intervals=intervals, stream_url=stream_url, api_url=api_url)
     graph.store = graph.add("store", "store", lambda: _named(Store, "store").remote(settings))
@@ -149,12 +154,15 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
         graph._symbol_shard.update({s: index for s in bucket})
 
     graph.executor = graph.add("executor", "executor", lambda: _named(Executor, "executor").remote(
-        settings, graph.store, graph.events))
+        settings, graph.store, graph.events, "monitor"))
     graph.monitor = graph.add("monitor", "monitor", lambda: _named(Monitor, "monitor").remote(
         settings, graph.store, graph.events, graph.executor))
-    for index in range(pool_size()):
+    for index in range(default_pool_size()):
         name = f"filter-worker-{index}"
-        graph.workers.append(graph.add(name, "worker", lambda n=name: _named(FilterWorker, n).remote()))
+        graph.workers.append(graph.add(name, "worker", lambda n=name, i=index: _named(FilterWorker, n).remote(i)))
+    if settings.enable_ai_analysis:
+        graph.analyst = graph.add("analyst", "analyst", lambda: _named(SignalAnalyst, "analyst").remote(
+            settings, graph.store, graph.events, graph.shards, graph.executor))
     graph.scheduler = graph.add("scheduler", "scheduler", lambda: _named(Scheduler, "scheduler").remote(
         settings, graph.store, graph.events, graph.workers, graph.shards, graph.executor,
         clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms))

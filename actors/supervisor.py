@@ -131,6 +131,8 @@ class Supervisor:
         if spec.kind == "shard":
             await spec.handle.subscribe.remote(scheduler=graph.scheduler, price_subscribers=graph.price_subscribers())
             await spec.handle.start.remote()
+        elif spec.kind == "scheduler" or spec.kind == "analyst":
+            await spec.handle.start.remote()
 
     async def _seed_example_trader(self) -> bool:
         from aitrader.models import Trader

@@ -6,6 +6,7 @@ import typer
 
 from aitrader import __version__
 from cli import config_cmd, db_cmd
+from cli.deploy_cmd import deploy
 from cli.exchange_cmd import exchange
 from cli.status_cmd import status
 from cli.up_cmd import down, tui, up
@@ -23,6 +24,7 @@ app.command("up")(up)
 app.command("down")(down)
 app.command("tui")(tui)
 app.command("status")(status)
+app.command("deploy")(deploy)
 
 
 def _version(value: bool) -> None:
