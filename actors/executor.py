@@ -166,4 +166,15 @@ class Executor:
             "entries_blocked": str(blocked) if blocked is not None else self._reconcile_error,
             "circuit": str(breaker.state) if breaker is not None else None,
             "last_order_at": self._service.last_order_at,
+            "equity": self._equity(),
         }
+
+    def _equity(self) -> str | None:
+        """Paper equity at the latest prices (live equity needs the account: not computed here)."""
+        equity = getattr(self._broker, "equity", None)
+        if not callable(equity):
+            return None
+        try:
+            return format(equity(), "f")
+        except Exception:  # a price not known yet
+            return None

@@ -44,7 +44,8 @@ class ReplicaState:
             self._tick(data)
         elif event.type == "position_update" and isinstance(data.get("id"), str):
             if data.get("status") == "open":
-                self.open_positions[data["id"]] = data
+                # Price marks carry only the moving fields: merge them into what is known.
+                self.open_positions[data["id"]] = {**self.open_positions.get(data["id"], {}), **data}
             else:
                 self.open_positions.pop(data["id"], None)
             self._positions_json = None

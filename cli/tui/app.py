@@ -29,6 +29,8 @@ from cli.tui.screens.main import PANEL_IDS, MainScreen
 from cli.tui.screens.trader_editor import TraderEditor
 from cli.tui.state import TuiState
 
+REFRESH_INTERVAL_S = 30.0
+
 
 class AitraderApp(App[None]):
     """A client of one engine's API. ``live=False`` skips the WebSocket (benchmarks)."""
@@ -51,6 +53,8 @@ class AitraderApp(App[None]):
         self.action_refresh_data()
         if self.live:
             self._follow_events()
+            # Events keep prices live; a periodic snapshot refreshes sparklines and anything missed.
+            self.set_interval(REFRESH_INTERVAL_S, self.action_refresh_data)
 
     async def on_unmount(self) -> None:
         await self.client.aclose()

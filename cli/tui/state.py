@@ -70,7 +70,8 @@ class TuiState:
             return {"signals", "ai", "traders"}
         if kind == "position_update":
             if data.get("status") == "open":
-                self.positions[data["id"]] = data
+                # Price marks carry only the moving fields: merge them into what is known.
+                self.positions[data["id"]] = {**self.positions.get(data["id"], {}), **data}
             else:
                 self.positions.pop(data.get("id"), None)
             return {"positions", "header"}
