@@ -97,6 +97,11 @@ class Scheduler:
         await self.start()
         return True
 
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
     async def pause(self) -> None:
         """Stop taking checks (graceful shutdown); checks in flight finish."""
         await self.start()

@@ -86,10 +86,11 @@ def test_one_signal_per_symbol_and_candle_through_duplicates_and_a_restart(marke
     duplicates = [(symbol, "1m", newest) for symbol in SYMBOLS]
     ray.get(scheduler.on_candles_closed.remote(duplicates), timeout=T)
     ray.get(scheduler.on_candles_closed.remote(duplicates), timeout=T)
-    assert stats()["skipped"] >= 1
+    wait_for(lambda: stats()["skipped"] >= 1, 30, "notices of checked candles to be skipped")
 
+    old_pid = ray.get(scheduler.pid.remote(), timeout=T)
     ray.kill(scheduler, no_restart=False)
-    wait_for(lambda: _alive(scheduler), 90, "the scheduler to restart")
+    wait_for(lambda: _pid(scheduler) not in (None, old_pid), 90, "the scheduler to restart")
     assert stats()["traders"] == 1, "a restarted scheduler reloads its traders"
     ray.get(scheduler.on_candles_closed.remote(duplicates), timeout=T)  # already stored: not created again
     wait_for(lambda: max(s.candle_time for s in signals()) >= newest + 3 * 60_000, 90, "signals after the restart")
@@ -143,8 +144,8 @@ def test_hostile_filters_are_rejected_or_contained(market: dict[str, Any]) -> No
     ray.kill(workers[0], no_restart=True)
 
 
-def _alive(actor: Any) -> bool:
+def _pid(actor: Any) -> int | None:
     try:
-        return bool(ray.get(actor.ping.remote(), timeout=5))
+        return int(ray.get(actor.pid.remote(), timeout=5))
     except Exception:
-        return False
+        return None
