@@ -87,6 +87,11 @@ class EngineGraph:
             "workers": list(self.workers),
         }
 
+    def assigned_symbols(self, shard: Any) -> list[str]:
+        """Every symbol this shard streams, including those added after it was created."""
+        index = next((i for i, h in enumerate(self.shards) if h is shard), None)
+        return [symbol for symbol, at in self._symbol_shard.items() if at == index]
+
     def price_subscribers(self) -> list[Any]:
         return [h for h in (self.monitor, self.executor) if h is not None]
 
@@ -148,8 +153,9 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
     count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
     for index, bucket in enumerate(shard_symbols(symbols, count)):
         name = f"shard-{index}"
-        shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(StreamShard, n).remote(
-            i, stream_url, api_url, b, intervals, graph.events))
+        # SPREAD: on a cluster the shards (the network-heavy actors) land on different nodes.
+        shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(
+            StreamShard, n, scheduling_strategy="SPREAD").remote(i, stream_url, api_url, b, intervals, graph.events))
         graph.shards.append(shard)
         graph._symbol_shard.update({s: index for s in bucket})
 

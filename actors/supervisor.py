@@ -49,6 +49,11 @@ class Supervisor:
     async def ping(self) -> bool:
         return True
 
+    async def pid(self) -> int:
+        import os
+
+        return os.getpid()
+
     async def start(self) -> AsyncIterator[str]:
         """Build and start the graph, yielding one progress line per step."""
         if self.graph is not None and self.running:
@@ -129,10 +134,17 @@ class Supervisor:
         assert self.graph is not None
         graph = self.graph
         if spec.kind == "shard":
+            # A restarted shard starts with the symbols it was created with: give back the ones
+            # traders added since (the graph still counts them as streamed by this shard).
+            await spec.handle.add_symbols.remote(graph.assigned_symbols(spec.handle))
             await spec.handle.subscribe.remote(scheduler=graph.scheduler, price_subscribers=graph.price_subscribers())
             await spec.handle.start.remote()
         elif spec.kind == "scheduler" or spec.kind == "analyst":
             await spec.handle.start.remote()
+        elif spec.kind == "executor" and graph.monitor is not None:
+            # The executor finds the monitor by name in the *job's* namespace, which is not
+            # ``aitrader`` when the driver runs in another one (tests): hand it the handle.
+            await spec.handle.set_monitor.remote(graph.monitor)
 
     async def _seed_example_trader(self) -> bool:
         from aitrader.models import Trader
