@@ -60,9 +60,11 @@ class Scheduler:
         health_poll_s: float = 3.0,
         stale_after_s: float = 90.0,
         subscribe_shards: bool = True,
+        analyst: Any = None,
     ) -> None:
         self.settings = settings
         self._store, self._events, self._executor = store, events, executor
+        self._analyst = analyst  # with ENABLE_AI_ANALYSIS, signals go to the analyst, which decides entries
         self._shards = list(shards)
         self.pool = FilterPool(list(pool_workers), factory=lambda index: FilterWorker.remote(index))  # type: ignore[attr-defined]
         self.core = CheckScheduler(MarketClock(clock_speed, clock_anchor_ms), max_queue=max_queue)
@@ -346,7 +348,9 @@ class Scheduler:
             view = signal_view(stored, trader.name)
             if self._events is not None:
                 self._events.publish.remote("signals", "signal_created", view)
-            if self._executor is not None and self.settings.enable_auto_trading and trader.auto_trade:
+            if self._analyst is not None:
+                self._analyst.submit.remote(view, trader_view(trader))
+            elif self._executor is not None and self.settings.enable_auto_trading and trader.auto_trade:
                 self._executor.open_from_signal.remote(view, trader_view(trader))
         return signals, stored_ok
 
