@@ -72,7 +72,8 @@ class Executor:
         if settings.paper_trading:
             mode = TradingMode.PAPER
             # Paper only: order updates and balances are written behind (see OrderCache).
-            storage = cast(Storage, OrderCache(storage, settings.user_id, write_behind=remote.enqueue))
+            storage = cast(Storage, OrderCache(storage, settings.user_id, write_behind=remote.enqueue,
+                                                 write_behind_many=remote.enqueue_many))
             broker = PaperBroker(
                 user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
                 starting_balance=Decimal(str(settings.paper_starting_balance)),

@@ -28,5 +28,9 @@ class RemoteStorage:
         """Fire-and-forget write, applied in order by the Store's batcher."""
         self._store.enqueue.remote(method, *args, **kwargs)
 
+    def enqueue_many(self, writes: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> None:
+        """Several fire-and-forget writes in one message (applied together, in order)."""
+        self._store.enqueue_many.remote(writes)
+
     def close(self) -> None:
         """The Store owns the connection; nothing to close here."""

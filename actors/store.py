@@ -67,6 +67,20 @@ class Store:
             self._queue.append((method, args, kwargs))
             return len(self._queue)
 
+    def enqueue_many(self, writes: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> int:
+        """Queue several writes at once: they arrive together, in order, or not at all."""
+        for method, _args, _kwargs in writes:
+            if method not in ALLOWED:
+                raise AttributeError(f"Storage has no method {method!r}")
+        with self._lock:
+            if len(self._queue) + len(writes) > MAX_BUFFERED:
+                raise StorageUnavailable(
+                    f"storage has been unavailable ({self._degraded}) and {MAX_BUFFERED} writes are queued; "
+                    "fix the database connection before more can be accepted"
+                )
+            self._queue.extend(writes)
+            return len(self._queue)
+
     def flush(self) -> int:
         """Apply every queued write now; return how many are still queued."""
         with self._lock:

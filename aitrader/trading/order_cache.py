@@ -10,22 +10,27 @@ write-behind for paper trading only, where start-up settles orders left PENDING_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from aitrader.models import Balance, Order, utcnow
 from aitrader.storage.base import Storage
 
 WriteBehind = Callable[..., None]
+#: Sends several queued writes in one message, so they reach the Store together or not at all.
+WriteBehindMany = Callable[[list[tuple[str, tuple[Any, ...], dict[str, Any]]]], None]
 
 
 class OrderCache:
     """Delegates everything to ``storage`` except the order and balance calls described above."""
 
     def __init__(self, storage: Storage, user_id: str, *, write_behind: WriteBehind | None = None,
-                 preload_limit: int = 10_000) -> None:
+                 write_behind_many: WriteBehindMany | None = None, preload_limit: int = 10_000) -> None:
         self._storage = storage
         self._write_behind = write_behind
+        self._write_behind_many = write_behind_many
+        self._batch: list[tuple[str, tuple[Any, ...], dict[str, Any]]] | None = None
         loaded = storage.list_orders(user_id, limit=preload_limit)
         self._by_client_id: dict[str, Order] = {o.client_order_id: o for o in loaded}
         self._client_id_of: dict[str, str] = {o.id: o.client_order_id for o in loaded}
@@ -55,11 +60,37 @@ class OrderCache:
         if self._write_behind is None or cached is None:
             return self._remember(self._storage.update_order(order_id, **changes))
         merged = Order.model_validate({**cached.model_dump(), **changes, "updated_at": utcnow()})
-        self._write_behind("update_order", order_id, **changes)
+        self._queue("update_order", order_id, **changes)
         return self._remember(merged)
 
     def set_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
         if self._write_behind is None:
             self._storage.set_balances(user_id, balances)
         else:
-            self._write_behind("set_balances", user_id, list(balances))
+            self._queue("set_balances", user_id, list(balances))
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Send the written-behind writes of one broker operation as one message.
+
+        A fill changes the balances and the order's status: if the process dies between two
+        separate messages, storage could hold the new balances next to an order still pending,
+        and the order would be sent again after a restart. One message arrives whole or not at all.
+        """
+        if self._batch is not None or self._write_behind_many is None:
+            yield
+            return
+        self._batch = []
+        try:
+            yield
+        finally:
+            writes, self._batch = self._batch, None
+            if writes:
+                self._write_behind_many(writes)
+
+    def _queue(self, method: str, *args: Any, **kwargs: Any) -> None:
+        if self._batch is not None:
+            self._batch.append((method, args, kwargs))
+        else:
+            assert self._write_behind is not None
+            self._write_behind(method, *args, **kwargs)

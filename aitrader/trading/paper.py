@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -79,6 +80,15 @@ class PaperBroker:
 
     def submit(self, request: SubmitOrder) -> OrderResult:
         """Fill or rest an order; the same client order id always returns the same order."""
+        with self._storage_batch():
+            return self._submit(request)
+
+    def _storage_batch(self) -> AbstractContextManager[None]:
+        """One storage message per broker operation, when the storage can batch (see OrderCache)."""
+        batch = getattr(self.storage, "batch", None)
+        return batch() if callable(batch) else nullcontext()
+
+    def _submit(self, request: SubmitOrder) -> OrderResult:
         known = self._known(request.client_order_id)
         if known is not None:
             return known
@@ -96,6 +106,10 @@ class PaperBroker:
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderResult:
         """Cancel a resting LIMIT order and release its locked funds."""
+        with self._storage_batch():
+            return self._cancel(symbol, client_order_id)
+
+    def _cancel(self, symbol: str, client_order_id: str) -> OrderResult:
         resting = self._resting.pop(client_order_id, None)
         if resting is None or resting.symbol != symbol:
             raise UnknownOrder(
@@ -128,6 +142,11 @@ class PaperBroker:
     # -- price pushes ---------------------------------------------------------------------------
 
     def on_price(self, symbol: str, price: Decimal) -> list[OrderResult]:
+        """Fill resting LIMIT orders that ``price`` crosses."""
+        with self._storage_batch():
+            return self._on_price(symbol, price)
+
+    def _on_price(self, symbol: str, price: Decimal) -> list[OrderResult]:
         """Fill the resting LIMIT orders of ``symbol`` that ``price`` crosses, at their limit price."""
         filled: list[OrderResult] = []
         for cid, order in list(self._resting.items()):

@@ -60,3 +60,29 @@ def test_a_restarted_cache_finds_orders_stored_before(tmp_path: Path) -> None:
     found = restarted.get_order_by_client_id(answer["client_order_id"])
     assert found is not None and found.status is OrderStatus.FILLED
     assert restarted.get_order_by_client_id("ait-unknown") is None
+
+
+def test_a_fill_reaches_the_store_as_one_message(tmp_path: Path) -> None:
+    # Arrange: every write-behind message is recorded separately
+    sql = SQLStorage(f"sqlite:///{tmp_path / 'batch.db'}")
+    singles = Queue()
+    messages: list[list[tuple[str, tuple[Any, ...], dict[str, Any]]]] = []
+    cached = cast(Storage, OrderCache(sql, "alice", write_behind=singles, write_behind_many=messages.append))
+    prices = PriceCache()
+    prices.update({"BTCUSDT": D("100")})
+    broker = PaperBroker(user_id="alice", rules={"BTCUSDT": BTC}, price_source=prices, storage=cached,
+                         slippage_bps=D(0))
+    singles.flush(sql)
+    messages.clear()
+    service = ExecutionService(broker, cached, "alice", mode=TradingMode.PAPER, prices=prices)
+    # Act
+    service.submit_manual({"symbol": "BTCUSDT", "side": "BUY", "quantity": "1"})
+    # Assert: the balances and the order's FILLED status travelled together, never one without the other
+    assert singles == []
+    fill_messages = [m for m in messages if any(method == "set_balances" for method, _, _ in m)]
+    assert fill_messages, messages
+    first = fill_messages[0]
+    methods = [method for method, _, _ in first]
+    assert "set_balances" in methods and "update_order" in methods
+    statuses = [kw.get("status") for method, _, kw in first if method == "update_order"]
+    assert OrderStatus.FILLED in statuses
