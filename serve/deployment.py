@@ -74,4 +74,5 @@ def start_api(
         serve.start(http_options={"host": host, "port": port})
     handles = {"store": store, "events": events, "supervisor": supervisor, "executor": executor,
                "scheduler": scheduler}
-    serve.run(ApiIngress.bind(settings, handles, limits, read_storage), name=APP_NAME, route_prefix="/")
+    app = ApiIngress.bind(settings, handles, limits, read_storage)  # type: ignore[attr-defined]  # added by @serve.deployment
+    serve.run(app, name=APP_NAME, route_prefix="/")

@@ -15,6 +15,7 @@ process boundary, by class name), so a route never sees a raw exception.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from aitrader.storage import Conflict, NotFound, StorageUnavailable
@@ -96,7 +97,7 @@ class RequestInvalid(ApiError):
 
     status = 422
 
-    def __init__(self, errors: list[dict[str, Any]]) -> None:
+    def __init__(self, errors: Sequence[Mapping[str, Any]]) -> None:
         super().__init__([
             {"loc": ["body", *error.get("loc", ())], "msg": str(error.get("msg", "")), "type": error.get("type", "")}
             for error in errors

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Security
 from fastapi.security import HTTPBearer
@@ -32,7 +32,7 @@ from serve.service import ApiService
 
 bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer <API_KEY>")
 PathId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
-_ERRORS = {401: {"description": "missing or invalid API key"}, 429: {"description": "rate limit exceeded"}}
+_ERRORS: dict[int | str, dict[str, Any]] = {401: {"description": "missing or invalid API key"}, 429: {"description": "rate limit exceeded"}}
 
 
 def build_routers(service: ApiService) -> list[APIRouter]:

@@ -226,8 +226,7 @@ class ApiService:
         return _trader_out(saved, (await self._signal_counts()).get(trader_id, 0))
 
     async def set_trader_active(self, trader_id: str, active: bool) -> TraderOut:
-        status = "active" if active else "inactive"
-        return await self.update_trader(trader_id, TraderUpdate(status=status))
+        return await self.update_trader(trader_id, TraderUpdate(status="active" if active else "inactive"))
 
     async def delete_trader(self, trader_id: str) -> Response:
         self._own(await self._read("get_trader", trader_id))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from fastapi import WebSocket, WebSocketDisconnect
 
@@ -69,7 +68,7 @@ async def serve_socket(websocket: WebSocket, fanout: EventFanout, api_key: str, 
     fanout.attach(sub)
     try:
         while not sub.closed:
-            message: dict[str, Any] = await websocket.receive()
+            message = await websocket.receive()
             if message["type"] == "websocket.disconnect":
                 break
             try:
