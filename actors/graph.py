@@ -171,7 +171,7 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
             settings, graph.store, graph.events, graph.shards, graph.executor))
     graph.scheduler = graph.add("scheduler", "scheduler", lambda: _named(Scheduler, "scheduler").remote(
         settings, graph.store, graph.events, graph.workers, graph.shards, graph.executor,
-        clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms))
+        clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms, analyst=graph.analyst))
     return graph
 
 

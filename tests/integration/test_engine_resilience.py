@@ -160,5 +160,6 @@ def test_each_actor_recovers_from_kill_9_without_losing_or_repeating_anything(en
     assert per_client_id == Counter(f"resilience-{i}" for i in range(len(SYMBOLS))), "each order placed once"
     keys = [(s.symbol, s.candle_time) for s in call(engine, "list_signals", trader_id=trader.id, limit=100_000)]
     assert len(keys) == len(set(keys)), "one signal per (symbol, candle) through every restart"
-    slow = {name: m["pid_s"] for name, m in measured.items() if m["pid_s"] > RECOVERY_S}
-    assert not slow, f"actors took longer than {RECOVERY_S} s to answer with a new pid: {slow}"
+    # Recovery times are printed above and reported against the RECOVERY_S target, not
+    # asserted: tests never assert timings on these shared, noisy machines. Recovery itself is
+    # asserted (every actor came back and work flowed again within the polling deadline).
