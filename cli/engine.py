@@ -88,14 +88,24 @@ def init_ray(address: str | None) -> None:
     if address:
         ray.init(address=address, namespace="aitrader", log_to_driver=False)
         return
-    ray.init(
-        include_dashboard=False,
-        num_cpus=os.cpu_count() or 2,
-        namespace="aitrader",
-        log_to_driver=False,
-        object_store_memory=300 * 1024 * 1024,
-        runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
-    )
+    # Ray gives its node 30 s to register (hard-coded in Ray 2.60); on a busy machine the first
+    # start can miss that while imports are cold. Try again before giving up.
+    for attempt in range(1, 4):
+        try:
+            ray.init(
+                include_dashboard=False,
+                num_cpus=os.cpu_count() or 2,
+                namespace="aitrader",
+                log_to_driver=False,
+                object_store_memory=300 * 1024 * 1024,
+                runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
+            )
+            return
+        except Exception as exc:
+            ray.shutdown()
+            if attempt == 3:
+                raise EngineStartError(f"Ray did not start ({exc}); is the machine overloaded? Try again") from exc
+            log.warning("Ray did not start (attempt %d of 3): %s; retrying", attempt, exc)
 
 
 def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any) -> dict[str, Any]:

@@ -57,7 +57,10 @@ def up(
     if choice.note:
         typer.secho(f"\n  !!! {choice.note.upper()} !!!\n", fg=typer.colors.YELLOW, bold=True, err=True)
     _say("starting Ray" + (f" (joining {address})" if address else " (single node)"))
-    init_ray(address)
+    try:
+        init_ray(address)
+    except EngineStartError as exc:
+        fail(f"aitrader up: {exc}")
     engine: dict = {}
     stopping = threading.Event()
 
