@@ -18,6 +18,9 @@ from pydantic import SecretStr
 from aitrader.config import Settings
 
 KEY = "integration-key-0123456789abcdef"
+# The first test's setup starts Ray (up to two 180 s attempts on a loaded machine) and Serve;
+# pytest-timeout's default 300 s fired inside Serve's proxy wait and surfaced as a SystemError.
+pytestmark = pytest.mark.timeout(900)
 # On a loaded machine the metrics agent can take longer than Ray's default to start.
 os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
 
@@ -104,5 +107,88 @@ def test_websocket_with_a_wrong_query_key_is_closed_1008(engine_api: dict[str, A
                 await asyncio.wait_for(ws.recv(), 30)
             return closed.value
 
+    from serve.auth import UNAUTHORIZED
+
     closed = asyncio.run(scenario())
-    assert closed.rcvd is not None and closed.rcvd.code == 1008
+    # The Serve proxy passes the replica's close code and reason through to the client.
+    assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1008, UNAUTHORIZED)
+
+
+async def _subscribe(ws: Any, channels: list[str], since: int | None = None) -> dict:
+    body: dict[str, Any] = {"type": "subscribe", "data": {"channels": channels}}
+    if since is not None:
+        body["since"] = since
+    await ws.send(json.dumps(body))
+    return await _next(ws)
+
+
+async def _next(ws: Any) -> dict:
+    return json.loads(await asyncio.wait_for(ws.recv(), 30))
+
+
+def _ws_url(engine_api: dict[str, Any]) -> str:
+    return f"ws://127.0.0.1:{engine_api['port']}/ws?api_key={KEY}"
+
+
+def test_websocket_subscribe_then_unsubscribe_stops_that_channel(engine_api: dict[str, Any]) -> None:
+    hub = engine_api["events"]
+
+    async def scenario() -> list[dict]:
+        got = []
+        async with websockets.connect(_ws_url(engine_api), open_timeout=30) as ws:
+            got.append(await _subscribe(ws, ["tickers", "logs"]))
+            await hub.publish.remote("tickers", "ticker_update", {"symbol": "ETHUSDT", "price": "3000"})
+            await hub.publish.remote("logs", "log", {"message": "first"})
+            got += [await _next(ws), await _next(ws)]
+            await ws.send(json.dumps({"type": "unsubscribe", "data": {"channels": ["tickers"]}}))
+            got.append(await _next(ws))
+            await hub.publish.remote("tickers", "ticker_update", {"symbol": "ETHUSDT", "price": "3001"})
+            await hub.publish.remote("logs", "log", {"message": "second"})
+            got.append(await _next(ws))  # the ticker must have been dropped: the log comes next
+        return got
+
+    subscribed, ticker, log1, unsubscribed, log2 = asyncio.run(scenario())
+    assert subscribed["type"] == "subscribed" and subscribed["data"]["channels"] == ["logs", "tickers"]
+    assert isinstance(subscribed["last_seq"], int)
+    assert (ticker["type"], ticker["data"]["price"]) == ("ticker_update", "3000")
+    assert (log1["type"], log1["data"]) == ("log", {"message": "first"}) and log1["seq"] > ticker["seq"]
+    assert unsubscribed == {"type": "unsubscribed", "data": {"channels": ["logs"]}}
+    assert (log2["type"], log2["data"]) == ("log", {"message": "second"}) and log2["seq"] == log1["seq"] + 2
+
+
+def test_websocket_resumes_after_a_seq_then_joins_the_live_stream(engine_api: dict[str, Any]) -> None:
+    import ray
+
+    hub = engine_api["events"]
+    # Published while no client is connected: the backlog a reconnecting client asks for.
+    first = ray.get(hub.publish.remote("logs", "log", {"message": "seen before the disconnect"}), timeout=60)
+    ray.get(hub.publish.remote("tickers", "ticker_update", {"symbol": "SOLUSDT", "price": "150"}), timeout=60)
+    missed = [ray.get(hub.publish.remote("logs", "log", {"message": f"missed {n}"}), timeout=60) for n in (1, 2)]
+
+    async def scenario() -> tuple[dict, list[dict], dict]:
+        async with websockets.connect(_ws_url(engine_api), open_timeout=30) as ws:
+            subscribed = await _subscribe(ws, ["logs"], since=first)
+            replayed = [await _next(ws), await _next(ws)]
+            live_seq = await hub.publish.remote("logs", "log", {"message": "live"})
+            live = await _next(ws)
+            assert live["seq"] == live_seq
+        return subscribed, replayed, live
+
+    subscribed, replayed, live = asyncio.run(scenario())
+    assert subscribed["type"] == "subscribed" and subscribed["last_seq"] >= missed[-1]
+    assert [(m["seq"], m["data"]["message"]) for m in replayed] == [(missed[0], "missed 1"), (missed[1], "missed 2")]
+    assert live["data"] == {"message": "live"}  # not a replayed event again, not the ticker
+
+
+def test_websocket_resume_from_an_unknown_future_seq_asks_for_a_resync(engine_api: dict[str, Any]) -> None:
+    import ray
+
+    last = ray.get(engine_api["events"].last_seq.remote(), timeout=60)
+
+    async def scenario() -> tuple[dict, dict]:
+        async with websockets.connect(_ws_url(engine_api), open_timeout=30) as ws:
+            return await _subscribe(ws, ["logs"], since=last + 1000), await _next(ws)
+
+    subscribed, resync = asyncio.run(scenario())
+    assert subscribed["type"] == "subscribed"
+    assert resync["type"] == "resync" and f"seq {last + 1000}" in resync["data"]["reason"]
