@@ -278,6 +278,10 @@ class OrderRequest(In):
     price: PosDec | None = None
     stop_loss: PosDec | None = None
     take_profit: PosDec | None = None
+    client_order_id: str | None = Field(
+        default=None, min_length=1, max_length=36, pattern=r"^[A-Za-z0-9_-]+$",
+        description="Your idempotency key: sending the same order again with it never places a second order.",
+    )
 
     @model_validator(mode="after")
     def _amounts(self) -> OrderRequest:
