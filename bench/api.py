@@ -7,7 +7,10 @@ symbols of ticker state through the hub, deploys the API, then measures:
   over keep-alive connections (latency from each request's scheduled start);
 * ``ws_p99_ms``: an event published to the hub until each of 50 subscribed clients has it.
 
-The last line printed is one JSON object.
+The last line printed is one JSON object (with the load average before and after, since on a
+shared machine the numbers mean little without it). The run is bounded: every network wait has
+a timeout, ``BENCH_TIMEOUT_S`` (default 900) caps the whole run, and Serve, Ray and the temp
+folder are cleaned up however it ends; a failed run prints ``{"error": ...}`` and exits 1.
 """
 
 from __future__ import annotations
@@ -15,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
+import signal
 import socket
 import statistics
 import sys
@@ -24,6 +29,9 @@ from decimal import Decimal
 from pathlib import Path
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# On a loaded 2-core machine the raylet and its agents can take minutes to come up.
+os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
+os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 KEY = "bench-api-key-0123456789abcdef"
@@ -31,6 +39,7 @@ RATE = 200
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 WS_CLIENTS = 50
 WS_EVENTS = 100
+TIMEOUT_S = int(os.environ.get("BENCH_TIMEOUT_S", "900"))
 
 
 def _free_port() -> int:
@@ -53,7 +62,11 @@ async def _paced(client, path: str) -> list[float]:  # noqa: ANN001
     async def one(at: float) -> None:
         nonlocal errors
         await asyncio.sleep(max(0.0, at - loop.time()))
-        response = await client.get(path)
+        try:
+            response = await client.get(path)
+        except Exception:  # httpx timeouts and connection errors count as failures
+            errors += 1
+            return
         if response.status_code != 200:
             errors += 1
         latencies.append((loop.time() - at) * 1000)
@@ -61,7 +74,7 @@ async def _paced(client, path: str) -> list[float]:  # noqa: ANN001
     total = int(RATE * SECONDS)
     await asyncio.gather(*(one(start + i / RATE) for i in range(total)))
     if errors:
-        raise SystemExit(f"{errors} of {total} requests to {path} failed")
+        raise RuntimeError(f"{errors} of {total} requests to {path} failed")
     return latencies
 
 
@@ -70,7 +83,7 @@ async def _http(base: str) -> dict[str, float]:
 
     limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, limits=limits,
-                                 timeout=30) as client:
+                                 timeout=10) as client:
         await _paced(client, "/api/markets")  # warm-up: connections and caches
         markets = await _paced(client, "/api/markets")
         positions = await _paced(client, "/api/positions?status=open")
@@ -85,11 +98,6 @@ async def _ws(port: int, events) -> float:  # noqa: ANN001
     sent: dict[int, float] = {}
     latencies: list[float] = []
     clients = []
-    for _ in range(WS_CLIENTS):
-        ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"}, open_timeout=60)
-        await ws.send(json.dumps({"type": "subscribe", "data": {"channels": ["logs"]}}))
-        assert json.loads(await ws.recv())["type"] == "subscribed"
-        clients.append(ws)
 
     async def reader(ws) -> None:  # noqa: ANN001
         got = 0
@@ -99,18 +107,73 @@ async def _ws(port: int, events) -> float:  # noqa: ANN001
                 latencies.append((time.perf_counter() - sent[message["data"]["n"]]) * 1000)
                 got += 1
 
-    readers = [asyncio.create_task(reader(ws)) for ws in clients]
-    for n in range(WS_EVENTS):
-        sent[n] = time.perf_counter()
-        await events.publish.remote("logs", "log", {"n": n, "message": "bench"})
-        await asyncio.sleep(0.05)
-    await asyncio.wait_for(asyncio.gather(*readers), 120)
-    for ws in clients:
-        await ws.close()
+    try:
+        for _ in range(WS_CLIENTS):
+            ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"},
+                                          open_timeout=60)
+            clients.append(ws)
+            await ws.send(json.dumps({"type": "subscribe", "data": {"channels": ["logs"]}}))
+            reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
+            if reply.get("type") != "subscribed":
+                raise RuntimeError(f"subscribe answered {reply}")
+        readers = asyncio.gather(*(reader(ws) for ws in clients))
+        try:
+            for n in range(WS_EVENTS):
+                sent[n] = time.perf_counter()
+                await asyncio.wait_for(events.publish.remote("logs", "log", {"n": n, "message": "bench"}), 60)
+                await asyncio.sleep(0.05)
+            await asyncio.wait_for(readers, 120)
+        finally:
+            readers.cancel()
+    finally:
+        await asyncio.gather(*(asyncio.wait_for(ws.close(), 10) for ws in clients), return_exceptions=True)
     return _pct(latencies, 0.99)
 
 
+def _load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def _timed_out(signum: int, frame: object) -> None:
+    raise TimeoutError(f"the benchmark ran longer than BENCH_TIMEOUT_S={TIMEOUT_S} s")
+
+
 def main() -> None:
+    import ray
+
+    signal.signal(signal.SIGALRM, _timed_out)
+    signal.alarm(TIMEOUT_S)
+    folder = Path(tempfile.mkdtemp(prefix="aitrader-bench-api-"))
+    load_before = _load()
+    try:
+        for attempt in range(2):  # Ray can time out starting on a loaded machine: retry once
+            try:
+                ray.init(include_dashboard=False, num_cpus=2, namespace="aitrader-bench", log_to_driver=False)
+                break
+            except Exception:
+                ray.shutdown()
+                if attempt == 1:
+                    raise
+        result = _run(folder)
+        result.update(load_before=load_before, load_after=_load())
+    except BaseException as exc:
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "load_before": load_before,
+                          "load_after": _load()}))
+        raise SystemExit(1) from None
+    finally:
+        signal.alarm(0)
+        try:
+            from ray import serve
+
+            if ray.is_initialized():
+                serve.shutdown()
+        finally:
+            ray.shutdown()
+            shutil.rmtree(folder, ignore_errors=True)
+    print(json.dumps(result))
+
+
+def _run(folder: Path) -> dict[str, object]:
     import httpx
     import ray
     from pydantic import SecretStr
@@ -122,20 +185,17 @@ def main() -> None:
     from serve.deployment import start_api
     from serve.ratelimit import RateLimits
 
-    folder = Path(tempfile.mkdtemp(prefix="aitrader-bench-api-"))
     settings = Settings(api_key=SecretStr(KEY), user_id="bench", sqlite_path=folder / "data.db")
-    ray.init(include_dashboard=False, num_cpus=2, namespace="aitrader-bench", log_to_driver=False)
     events = EventHub.remote()
     store = Store.remote(settings)
     ray.get([events.ping.remote(), store.ping.remote()], timeout=300)
-    for i in range(50):
-        ray.get(store.call.remote("create_position", Position.model_validate({
-            "user_id": "bench", "symbol": f"SYM{i:03d}USDT", "side": "LONG", "entry_price": Decimal("100"),
-            "size": Decimal("1.5"), "current_price": Decimal("101")})))
+    ray.get([store.call.remote("create_position", Position.model_validate({
+        "user_id": "bench", "symbol": f"SYM{i:03d}USDT", "side": "LONG", "entry_price": Decimal("100"),
+        "size": Decimal("1.5"), "current_price": Decimal("101")})) for i in range(50)], timeout=300)
     ray.get(events.publish_many.remote([
         ("tickers", "ticker_update", {"symbol": f"SYM{i:03d}USDT", "price": f"{100 + i}.25", "change24h": "1.5",
                                       "volume24h": "123456.7", "sparkline": [float(j) for j in range(24)]})
-        for i in range(100)]))
+        for i in range(100)]), timeout=60)
     port = _free_port()
     start_api(settings, port, store=store, events=events, host="127.0.0.1",
               limits=RateLimits(data_per_min=10**9, orders_per_min=10**9))
@@ -152,16 +212,12 @@ def main() -> None:
             pass
         time.sleep(0.5)
     else:
-        raise SystemExit("the API did not come up with 100 markets and 50 open positions")
-    result = asyncio.run(_http(base))
-    result["ws_p99_ms"] = asyncio.run(_ws(port, events))
-    result = {name: round(value, 2) for name, value in result.items()}
-    result.update(rate_per_s=RATE, seconds_per_route=SECONDS, ws_clients=WS_CLIENTS)
-    from ray import serve
-
-    serve.shutdown()
-    ray.shutdown()
-    print(json.dumps(result))
+        raise RuntimeError("the API did not come up with 100 markets and 50 open positions")
+    measured = asyncio.run(_http(base))
+    measured["ws_p99_ms"] = asyncio.run(_ws(port, events))
+    result: dict[str, object] = {name: round(value, 2) for name, value in measured.items()}
+    result.update(rate_per_s=RATE, seconds_per_route=SECONDS, ws_clients=WS_CLIENTS, ws_events=WS_EVENTS)
+    return result
 
 
 if __name__ == "__main__":
