@@ -135,6 +135,8 @@ def _load() -> list[float]:
 
 
 def _timed_out(signum: int, frame: object) -> None:
+    if signum == signal.SIGTERM:
+        raise TimeoutError("the benchmark was terminated (SIGTERM)")
     raise TimeoutError(f"the benchmark ran longer than BENCH_TIMEOUT_S={TIMEOUT_S} s")
 
 
@@ -142,6 +144,7 @@ def main() -> None:
     import ray
 
     signal.signal(signal.SIGALRM, _timed_out)
+    signal.signal(signal.SIGTERM, _timed_out)  # an outer `timeout` still gets Serve and Ray cleaned up
     signal.alarm(TIMEOUT_S)
     folder = Path(tempfile.mkdtemp(prefix="aitrader-bench-api-"))
     load_before = _load()
