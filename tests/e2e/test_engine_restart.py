@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from bench.engine import (
     client,
@@ -61,9 +62,10 @@ def _state(api: httpx.Client, trader_id: str) -> dict[str, Any]:
 
 def _stored_signal_ids(db: Path) -> set[str]:
     with sqlite3.connect(db) as conn:
-        return {row[0] for row in conn.execute("SELECT id FROM signal")}
+        return {row[0] for row in conn.execute("SELECT id FROM signals")}
 
 
+@pytest.mark.timeout(1200)  # two full engine start-ups on a 2-core machine
 def test_kill_9_of_the_whole_engine_then_start_again_loses_nothing(tmp_path: Path) -> None:
     home, port = tmp_path, free_port()
     first = launch(home, port)

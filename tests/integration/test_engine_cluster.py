@@ -17,11 +17,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT_S = 900
 T = 60.0
 
 
+@pytest.mark.timeout(1200)  # a 3-node cluster in a subprocess
 def test_shards_spread_over_nodes_and_survive_a_node_removal() -> None:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_raylet_start_wait_time_s": "180",
            "RAY_agent_register_timeout_ms": "120000"}

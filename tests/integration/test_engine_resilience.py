@@ -98,6 +98,7 @@ def newest_per_symbol(engine: dict[str, Any], trader_id: str) -> dict[str, int]:
     return newest
 
 
+@pytest.mark.timeout(1200)  # seven kills, each waited out
 def test_each_actor_recovers_from_kill_9_without_losing_or_repeating_anything(engine: dict[str, Any]) -> None:
     trader = Trader.model_validate({"user_id": USER, "name": "always", "symbols": SYMBOLS, "timeframes": ["1m"],
                                     "signal_code": "close[-1] > 0", "auto_trade": False})
