@@ -124,10 +124,11 @@ def scenario() -> dict[str, Any]:
         after = _actor_nodes(names)
         alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
         health = ray.get(shard.health.remote(), timeout=T)
+        candles_after = candles()
         ray.get(supervisor.shutdown.remote(), timeout=T)
         return {"test": "engine_cluster", "shard_nodes_before": before, "shard_nodes_after": after,
                 "moved_shard": moved, "removed_node": removed, "alive_nodes": alive,
-                "candles_before": candles_before, "candles_after": candles(), "connected": health["connected"],
+                "candles_before": candles_before, "candles_after": candles_after, "connected": health["connected"],
                 "shard_back_s": round(back_s, 1), "candles_again_s": round(flowing_s, 1)}
     finally:
         ray.shutdown()
