@@ -195,10 +195,10 @@ def _run(folder: Path) -> dict[str, object]:
     ray.get([store.call.remote("create_position", Position.model_validate({
         "user_id": "bench", "symbol": f"SYM{i:03d}USDT", "side": "LONG", "entry_price": Decimal("100"),
         "size": Decimal("1.5"), "current_price": Decimal("101")})) for i in range(50)], timeout=300)
-    ray.get(events.publish_many.remote([
+    tickers = [
         ("tickers", "ticker_update", {"symbol": f"SYM{i:03d}USDT", "price": f"{100 + i}.25", "change24h": "1.5",
                                       "volume24h": "123456.7", "sparkline": [float(j) for j in range(24)]})
-        for i in range(100)]), timeout=60)
+        for i in range(100)]
     port = _free_port()
     start_api(settings, port, store=store, events=events, host="127.0.0.1",
               limits=RateLimits(data_per_min=10**9, orders_per_min=10**9))
@@ -206,6 +206,9 @@ def _run(folder: Path) -> dict[str, object]:
     headers = {"Authorization": f"Bearer {KEY}"}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
+        # Without a supervisor the replica has no market snapshot: its read state follows the hub
+        # from the seq it started at, so the tickers are (re)published once the API is up.
+        ray.get(events.publish_many.remote(tickers), timeout=60)
         try:
             markets = httpx.get(f"{base}/api/markets", headers=headers, timeout=5).json()["markets"]
             positions = httpx.get(f"{base}/api/positions?status=open", headers=headers, timeout=5).json()
