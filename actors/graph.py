@@ -153,9 +153,10 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
     count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
     for index, bucket in enumerate(shard_symbols(symbols, count)):
         name = f"shard-{index}"
-        # SPREAD: on a cluster the shards (the network-heavy actors) land on different nodes.
+        # On a cluster the shards (the network-heavy actors) go round-robin over the nodes; the
+        # affinity is soft, so a shard whose node is removed restarts on another one.
         shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(
-            StreamShard, n, scheduling_strategy="SPREAD").remote(i, stream_url, api_url, b, intervals, graph.events))
+            StreamShard, n, scheduling_strategy=_spread(i)).remote(i, stream_url, api_url, b, intervals, graph.events))
         graph.shards.append(shard)
         graph._symbol_shard.update({s: index for s in bucket})
 
@@ -173,6 +174,16 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
         settings, graph.store, graph.events, graph.workers, graph.shards, graph.executor,
         clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms, analyst=graph.analyst))
     return graph
+
+
+def _spread(index: int) -> Any:
+    """A soft node affinity putting the ``index``-th shard on the ``index``-th alive node."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+    if len(nodes) < 2:
+        return "DEFAULT"
+    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
 
 
 def ray_available_cpus() -> int:
