@@ -151,7 +151,8 @@ def main() -> None:
     try:
         for attempt in range(2):  # Ray can time out starting on a loaded machine: retry once
             try:
-                ray.init(include_dashboard=False, num_cpus=2, namespace="aitrader-bench", log_to_driver=False)
+                ray.init(address="local", include_dashboard=False, num_cpus=2, namespace="aitrader-bench",
+                         log_to_driver=False)  # "local": never join a cluster someone `ray start`ed
                 break
             except Exception:
                 ray.shutdown()
