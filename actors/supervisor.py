@@ -121,7 +121,7 @@ class Supervisor:
     async def _await_all_ready(self) -> None:
         assert self.graph is not None
         for spec in self.graph.specs():
-            pid = await asyncio.wait_for(spec.handle.pid.remote(), 120)
+            pid = await asyncio.wait_for(spec.handle.pid.remote(), 300)
             self._pids[spec.name] = pid
 
     async def _wire_all(self) -> None:

@@ -127,7 +127,7 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
     supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
         settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
     for ref in supervisor.start.remote():
-        say(_get(ref, 180))
+        say(_get(ref, 600))
     handles = _get(supervisor.handles.remote(), 30)
     say(f"starting the API on port {port}")
     from serve.deployment import start_api
