@@ -93,6 +93,7 @@ def init_ray(address: str | None) -> None:
     for attempt in range(1, 4):
         try:
             ray.init(
+                address="local",  # a new single-node Ray, never someone else's running cluster
                 include_dashboard=False,
                 num_cpus=os.cpu_count() or 2,
                 namespace="aitrader",

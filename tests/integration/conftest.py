@@ -23,6 +23,7 @@ def ray_session() -> Iterator[None]:
             break
         try:
             ray.init(
+                address="local",  # never join another Ray cluster running on this machine
                 include_dashboard=False,
                 num_cpus=4,
                 log_to_driver=False,
