@@ -52,7 +52,9 @@ def _state(api: httpx.Client, trader_id: str) -> dict[str, Any]:
     positions = [{k: v for k, v in p.items() if k not in MARKS} for p in get("/api/positions", "positions")]
     balances = api.get("/api/balance").json()["balances"]
     return {
-        "traders": sorted(get("/api/traders", "traders"), key=lambda t: t["id"]),
+        # A trader's signal count keeps growing once the engine is back: everything else must match.
+        "traders": sorted(({k: v for k, v in t.items() if k != "signal_count"} for t in get("/api/traders", "traders")),
+                          key=lambda t: t["id"]),
         "positions": sorted(positions, key=lambda p: p["id"]),
         "balances": balances,
         "orders": sorted(get("/api/orders", "orders", limit=1000), key=lambda o: o["client_order_id"]),

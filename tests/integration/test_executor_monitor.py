@@ -7,6 +7,7 @@ import signal
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -107,7 +108,9 @@ def test_the_monitor_closes_a_position_exactly_once_under_a_burst_of_prices(pape
     # Assert
     assert started == 1
     assert stored.status is PositionStatus.STOPPED and stored.close_reason == "stop_loss"
-    assert stored.exit_price == 94  # the first price through the stop
+    # A market exit fills at the price the market has when it arrives: at or through the stop
+    # (94 is the first price through it; the burst kept falling while the close was on its way).
+    assert Decimal("84") <= stored.exit_price <= Decimal("94")
     [exit_order] = paper.exit_orders(position["id"])
     assert exit_order.status is OrderStatus.FILLED and stored.exit_order_id == exit_order.id
     wait_for(lambda: not any(p["id"] == position["id"] for p in ray.get(paper.monitor.snapshot.remote(), timeout=TIMEOUT)),

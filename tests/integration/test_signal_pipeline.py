@@ -93,7 +93,12 @@ def test_one_signal_per_symbol_and_candle_through_duplicates_and_a_restart(marke
     wait_for(lambda: _pid(scheduler) not in (None, old_pid), 90, "the scheduler to restart")
     assert stats()["traders"] == 1, "a restarted scheduler reloads its traders"
     ray.get(scheduler.on_candles_closed.remote(duplicates), timeout=T)  # already stored: not created again
-    wait_for(lambda: max(s.candle_time for s in signals()) >= newest + 3 * 60_000, 90, "signals after the restart")
+    def caught_up() -> bool:
+        stored = signals()
+        per_symbol = [sum(1 for s in stored if s.symbol == symbol) for symbol in SYMBOLS]
+        return max(s.candle_time for s in stored) >= newest + 3 * 60_000 and min(per_symbol) >= 5
+
+    wait_for(caught_up, 120, "signals after the restart on every symbol")
 
     ray.get(scheduler.pause.remote(), timeout=T)
     assert ray.get(scheduler.drain.remote(20.0), timeout=T) == 0
