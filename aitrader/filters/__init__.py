@@ -12,11 +12,12 @@ symbol, ``close[-5:]`` the last five bars.  Each top-level ``and`` clause is a n
 A series condition counts on its last bar; comparisons with NaN (warm-up) are False.
 """
 
-from aitrader.filters.compiler import MAX_CODE_BYTES, MAX_DEPTH, MAX_NODES, compile_filter
+from aitrader.filters.compiler import MAX_NODES, compile_filter
 from aitrader.filters.errors import FilterError, FilterResourceError, FilterRuntimeError, FilterTimeout
 from aitrader.filters.frame import SERIES_NAMES, MarketFrame
 from aitrader.filters.helpers import HELPERS, MAX_WINDOW
 from aitrader.filters.runtime import CompiledFilter, FilterResult
+from aitrader.filters.syntax import MAX_CODE_BYTES, MAX_DEPTH
 
 __all__ = [
     "HELPERS",

@@ -22,6 +22,8 @@ class Node:
     """One operation; ``key`` is unique per distinct computation, so equal sub-expressions share a node.
 
     Leaves have no ``op``: a constant holds its ``value``, a market series holds its name in ``value``.
+    ``name`` says what the operation is (``"<"``, ``"ema"``, ``"index"``...) and ``options`` its
+    compile-time constants (windows, the index), so later passes can rewrite nodes they know.
     """
 
     key: int
@@ -32,6 +34,8 @@ class Node:
     children: tuple[Node, ...] = ()
     value: Any = None
     parts: int = 0
+    name: str = ""
+    options: tuple[Any, ...] = ()
 
     @property
     def is_constant(self) -> bool:
