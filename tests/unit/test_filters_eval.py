@@ -135,8 +135,9 @@ def test_heavy_filter_is_stopped_by_its_budget_and_reported() -> None:
 
 
 def test_memory_budget_is_enforced() -> None:
+    # crossover reads two bars of each average, so both are computed as whole series
     with pytest.raises(FilterResourceError, match="memory"):
-        compile_filter("sma(close, 5)[-1] > ema(close, 5)[-1]").evaluate(
+        compile_filter("crossover(sma(close, 5), ema(close, 5))").evaluate(
             random_frame(), memory_budget_bytes=1000
         )
 
