@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 import bottleneck as bn
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import lfilter
 
 Array = NDArray[np.float64]
 BoolArray = NDArray[np.bool_]
@@ -109,6 +108,10 @@ def _ema_from(x: Array, seed: Array, alpha: float) -> Array:
     """EMA recursion ``y[t] = y[t-1] + alpha * (x[t] - y[t-1])`` over ``x``, starting after ``seed``."""
     if x.shape[1] == 0:
         return np.empty_like(x)
+    # Imported here: scipy.signal costs seconds of CPU to import, paid by every process that
+    # merely compiles filters (scheduler, API replica) and on every actor restart.
+    from scipy.signal import lfilter
+
     zi = ((1.0 - alpha) * seed).reshape(-1, 1)
     out, _ = lfilter([alpha], [1.0, alpha - 1.0], x, axis=1, zi=zi)
     return np.asarray(out, dtype=np.float64)
