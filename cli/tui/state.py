@@ -73,7 +73,7 @@ class TuiState:
                 # Price marks carry only the moving fields: merge them into what is known.
                 self.positions[data["id"]] = {**self.positions.get(data["id"], {}), **data}
             else:
-                self.positions.pop(data.get("id"), None)
+                self.positions.pop(str(data.get("id")), None)
             return {"positions", "header"}
         if kind == "log":
             self.logs.append(data)

@@ -265,6 +265,10 @@ class FakeApi:
         self.seq += 1
         event = {"type": type_, "seq": self.seq, "data": data}
         self.ring.append(event)
+        if type_ == "ticker_update":  # like the engine, later REST snapshots show the new price
+            for market in self.state["markets"]:
+                if market["symbol"] == data["symbol"]:
+                    market.update({k: data[k] for k in ("price", "change24h", "volume24h") if k in data})
         text = json.dumps(event)
         for ws in list(self._sockets):
             if not ws.closed:

@@ -13,7 +13,7 @@ from cli.tui.screens.help import HelpScreen
 from cli.tui.screens.main import PANEL_IDS
 from cli.tui.screens.trader_editor import TraderEditor
 from tests.e2e.fake_api import FakeApi, make_signal
-from tests.e2e.tui_helpers import make_app, screen_text, table_rows, wait_for, wait_ready
+from tests.e2e.tui_helpers import make_app, painted_rows, screen_text, table_rows, wait_for, wait_ready
 
 
 @pytest.fixture
@@ -113,6 +113,29 @@ async def test_survives_an_engine_restart(fake: FakeApi) -> None:
         await asyncio.to_thread(fake.emit, "ticker_update", {"symbol": "BTCUSDT", "price": "70000.00",
                                                               "change24h": "1.50", "volume24h": "1000", "time": "t"})
         await wait_for(pilot, lambda: table_rows(app, "markets-table")[0][1] == "70,000.00", "the new ticker")
+
+
+async def test_ticker_updates_repaint_only_what_changed_and_paint_it_right(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        before = painted_rows(app, "markets-table")
+        assert "BTCUSDT" in before[1] and "ETHUSDT" in before[2]
+        for n, price in enumerate(("70000.00", "70001.50", "123456.78")):  # the last one widens the column
+            await asyncio.to_thread(fake.emit, "ticker_update", {"symbol": "ETHUSDT", "price": price,
+                                                                  "change24h": f"-{n}.25", "volume24h": "5"})
+            shown = f"{float(price):,.2f}"
+            await wait_for(pilot, lambda shown=shown: shown in painted_rows(app, "markets-table")[2],
+                           f"ETHUSDT at {shown}")
+            after = painted_rows(app, "markets-table")
+            assert f"-{n}.25%" in after[2] and "5.00" in after[2]
+            assert [line.split() for line in after[1:2] + after[3:7]] == \
+                   [line.split() for line in before[1:2] + before[3:7]]  # other markets paint as before
+        assert table_rows(app, "markets-table")[1][1] == "123,456.78"
+        await pilot.press("down")  # the cursor row (ETHUSDT) paints the new values too
+        await asyncio.to_thread(fake.emit, "ticker_update", {"symbol": "ETHUSDT", "price": "99.00",
+                                                              "change24h": "0", "volume24h": "5"})
+        await wait_for(pilot, lambda: " 99.00 " in painted_rows(app, "markets-table")[2], "ETHUSDT at 99.00")
 
 
 async def test_logs_follow_the_stream_with_a_level_filter(fake: FakeApi) -> None:

@@ -35,6 +35,8 @@ class LogsPanel(Vertical):
         with Horizontal(classes="panel-bar"):
             yield Static("Logs   [dim]l cycle level[/]", classes="panel-title")
             yield Select([(level, level) for level in LEVELS], value="INFO", allow_blank=False, id="log-level")
+        yield Static("No log lines since the TUI attached: the engine streams its warnings, errors and "
+                     "connection changes here as they happen.", classes="empty-note", id="logs-empty")
         yield RichLog(id="log-view", max_lines=2000, wrap=False, markup=False)
 
     def show(self, state: TuiState) -> None:
@@ -46,6 +48,7 @@ class LogsPanel(Vertical):
             for line in list(state.logs)[-fresh:]:
                 self._write(view, line)
         self._shown = state.log_count
+        self.query_one("#logs-empty").display = state.log_count == 0
 
     def _write(self, view: RichLog, line: dict) -> None:
         level = str(line.get("level", "INFO")).upper()
