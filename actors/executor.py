@@ -22,6 +22,8 @@ from aitrader.trading.order_cache import OrderCache
 
 log = logging.getLogger("aitrader.executor")
 _HTTP_TIMEOUT_S = 10.0
+#: A Store restarting on a loaded machine can take long; a money write is waited for, never dropped.
+_STORE_TIMEOUT_S = 120.0
 
 
 def _get_json(url: str, **params: str) -> Any:
@@ -66,14 +68,13 @@ class Executor:
         rules = rules_from_exchange_info(info)
         prices = PriceCache(fallback=lambda symbol: Decimal(
             str(_get_json(f"{base_url}/api/v3/ticker/price", symbol=symbol)["price"])))
-        remote = RemoteStorage(store)
-        storage: Storage = cast(Storage, remote)
+        storage: Storage = cast(Storage, RemoteStorage(store, timeout_s=_STORE_TIMEOUT_S))
         broker: PaperBroker | LiveBroker
         if settings.paper_trading:
             mode = TradingMode.PAPER
-            # Paper only: order updates and balances are written behind (see OrderCache).
-            storage = cast(Storage, OrderCache(storage, settings.user_id, write_behind=remote.enqueue,
-                                                 write_behind_many=remote.enqueue_many))
+            # Paper only: orders from memory, each fill's writes as one synchronous Store message.
+            storage = cast(Storage, OrderCache(storage, settings.user_id, write_many=lambda writes: ray.get(
+                store.call_many.remote(writes), timeout=_STORE_TIMEOUT_S)))
             broker = PaperBroker(
                 user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
                 starting_balance=Decimal(str(settings.paper_starting_balance)),
@@ -95,7 +96,8 @@ class Executor:
             broker, storage, settings.user_id, mode=mode, max_open_positions=settings.max_open_positions,
             publish=self._publish, rules=rules, prices=prices,
         )
-        self._service.restore()
+        for position in self._service.restore():  # including positions opened for fills found on restart
+            self._track(position)
 
     def _publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
         self._events.publish.remote(str(channel), type, data)

@@ -1,6 +1,8 @@
 """Monitor actor: holds a `PositionBook`; price pushes trigger stop-loss, take-profit and trailing closes.
 
 An async actor: `on_prices` only updates the book and starts close tasks, never waiting on them.
+Ray does not keep an async actor's calls in order, so a push older (by event time) than the last
+one applied to a symbol is dropped.
 A close goes to the Executor; if the Executor dies mid-close, Ray retries the call on the restarted
 Executor (``max_task_retries=-1``) and the close's idempotency makes that safe. A failed close is
 retried with back-off by the book. P&L marks are published at most every ``update_interval_ms`` per
@@ -50,6 +52,7 @@ class Monitor:
         self._written_at: dict[str, float] = {}
         self._book = PositionBook(time.monotonic, update_interval_ms=update_interval_ms)
         self._closes: dict[str, asyncio.Task[None]] = {}
+        self._price_times: dict[str, int] = {}
         self._loop_task: asyncio.Task[None] | None = None
         self.closes_sent = 0
         self.close_failures = 0
@@ -69,6 +72,10 @@ class Monitor:
         self.last_event_time_ms = max(self.last_event_time_ms, event_time_ms)
         started = 0
         for symbol, text in prices.items():
+            if event_time_ms and event_time_ms < self._price_times.get(symbol, 0):
+                continue  # overtaken by a newer push: an async actor's calls may run out of order
+            if event_time_ms:
+                self._price_times[symbol] = event_time_ms
             try:
                 price = Decimal(text)
             except (InvalidOperation, TypeError):
@@ -113,6 +120,8 @@ class Monitor:
                     "best_price": money(mark.best_price), "pnl": money(mark.pnl), "pnl_pct": money(mark.pnl_pct),
                     "status": "open", "event": "marked"}
             events.append((str(Channel.POSITIONS), "position_update", data))
+            if mark.position_id in self._closes or self._book.is_closing(mark.position_id):
+                continue  # the close writes the final figures; the Store also drops marks of closed positions
             if now - self._written_at.get(mark.position_id, float("-inf")) >= self._write_interval_s:
                 self._written_at[mark.position_id] = now
                 self._store.enqueue.remote("update_position", mark.position_id, current_price=mark.current_price,

@@ -1,16 +1,30 @@
-"""Store actor: the single writer to storage; batches fire-and-forget writes in order."""
+"""Store actor: the single writer to storage.
+
+Two kinds of writes, by what losing one would cost:
+
+* money writes (orders, positions, balances) go through `call` or `call_many` and are committed
+  to the backend before the caller gets an answer — never held in memory, neither here nor in a
+  `BufferedStorage` under it (see `BufferedStorage.unbuffered`); a kill -9 of the Store loses none;
+* signals, heartbeats and P&L marks may go through `enqueue`, batched every
+  ``flush_interval_s``; a kill -9 loses at most that batch, which the next tick rewrites.
+  A queued P&L mark is applied only while its position is open, so a late mark never overwrites
+  a close.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import deque
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import ray
 
 from aitrader.config import Settings
-from aitrader.storage import Storage, StorageUnavailable, WriteBuffered, open_storage
+from aitrader.models import PositionStatus
+from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
 
 log = logging.getLogger("aitrader.store")
@@ -19,16 +33,35 @@ log = logging.getLogger("aitrader.store")
 ALLOWED = frozenset(
     name for name in dir(StorageProtocol) if not name.startswith("_") and name not in {"close"}
 )
+#: Writes that move or record money: committed before the caller proceeds, never queued.
+MONEY_WRITES = frozenset({
+    "create_order", "update_order", "create_position", "update_position", "close_position", "set_balances",
+})
+#: Writes that may be batched: losing the last batch costs nothing the next one does not rewrite.
+QUEUEABLE = frozenset({"heartbeat", "create_signal", "update_signal", "update_position"})
+#: The only fields a queued `update_position` may change: the Monitor's P&L marks.
+MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 MAX_BUFFERED = 1_000
+
+Write = tuple[str, tuple[Any, ...], dict[str, Any]]
+
+
+def check_queueable(method: str, kwargs: dict[str, Any]) -> None:
+    """Refuse a queued write that must be durable before its caller proceeds."""
+    if method not in ALLOWED:
+        raise AttributeError(f"Storage has no method {method!r}")
+    if method not in QUEUEABLE or (method == "update_position" and not set(kwargs) <= MARK_FIELDS):
+        raise ValueError(f"{method} moves money and cannot be queued: send it with Store.call (or call_many), "
+                         "which commits it before answering")
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0)
 class Store:
-    """Owns the storage connection; `call` runs one method, `enqueue` batches writes in order."""
+    """Owns the storage connection; `call`/`call_many` write now, `enqueue` batches non-money writes."""
 
     def __init__(self, settings: Settings, flush_interval_s: float = 0.05) -> None:
         self._storage: Storage = open_storage(settings)
-        self._queue: deque[tuple[str, tuple[Any, ...], dict[str, Any]]] = deque()
+        self._queue: deque[Write] = deque()
         self._lock = threading.RLock()
         self._degraded: str | None = None
         self._written = 0
@@ -40,44 +73,46 @@ class Store:
         return True
 
     def pid(self) -> int:
-        import os
-
         return os.getpid()
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        """Run one storage method now, after every queued write (so order is kept)."""
+        """Run one storage method now, after every queued write (so order is kept).
+
+        A money write is committed to the backend before this returns, or raises.
+        """
         if method not in ALLOWED:
             raise AttributeError(f"Storage has no method {method!r}")
         with self._lock:
-            self._flush()
-            if self._queue:
-                raise StorageUnavailable(f"storage is unavailable: {self._degraded}; {len(self._queue)} writes queued")
-            return getattr(self._storage, method)(*args, **kwargs)
+            self._drain()
+            return self._apply(method, args, kwargs)
 
-    def enqueue(self, method: str, *args: Any, **kwargs: Any) -> int:
-        """Queue a write to be applied in order within ``flush_interval_s``; return the queue length."""
-        if method not in ALLOWED:
-            raise AttributeError(f"Storage has no method {method!r}")
-        with self._lock:
-            if len(self._queue) >= MAX_BUFFERED:
-                raise StorageUnavailable(
-                    f"storage has been unavailable ({self._degraded}) and {MAX_BUFFERED} writes are queued; "
-                    "fix the database connection before more can be accepted"
-                )
-            self._queue.append((method, args, kwargs))
-            return len(self._queue)
+    def call_many(self, writes: list[Write]) -> list[Any]:
+        """Apply several writes in order, now (one message for, e.g., a fill's order status and balances).
 
-    def enqueue_many(self, writes: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> int:
-        """Queue several writes at once: they arrive together, in order, or not at all."""
+        Each is committed before the next; every one is committed before this returns. A retry after
+        a Store restart re-applies them: the writes a broker sends this way are idempotent.
+        """
         for method, _args, _kwargs in writes:
             if method not in ALLOWED:
                 raise AttributeError(f"Storage has no method {method!r}")
         with self._lock:
-            if len(self._queue) + len(writes) > MAX_BUFFERED:
-                raise StorageUnavailable(
-                    f"storage has been unavailable ({self._degraded}) and {MAX_BUFFERED} writes are queued; "
-                    "fix the database connection before more can be accepted"
-                )
+            self._drain()
+            return [self._apply(method, args, kwargs) for method, args, kwargs in writes]
+
+    def enqueue(self, method: str, *args: Any, **kwargs: Any) -> int:
+        """Queue a non-money write to be applied in order within ``flush_interval_s``; return the queue length."""
+        check_queueable(method, kwargs)
+        with self._lock:
+            self._check_room(1)
+            self._queue.append((method, args, kwargs))
+            return len(self._queue)
+
+    def enqueue_many(self, writes: list[Write]) -> int:
+        """Queue several non-money writes at once: they arrive together, in order, or not at all."""
+        for method, _args, kwargs in writes:
+            check_queueable(method, kwargs)
+        with self._lock:
+            self._check_room(len(writes))
             self._queue.extend(writes)
             return len(self._queue)
 
@@ -103,11 +138,59 @@ class Store:
         self._storage.close()
         return remaining
 
+    # -- internals ------------------------------------------------------------------------------
+
+    def _apply(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        with self._durable(method in MONEY_WRITES):
+            try:
+                return getattr(self._storage, method)(*args, **kwargs)
+            except Conflict:
+                stored = self._created_before(method, args)
+                if stored is None:
+                    raise
+                return stored
+
+    def _created_before(self, method: str, args: tuple[Any, ...]) -> Any:
+        """The row a create already stored under the same id: Ray retried a call whose first run committed."""
+        getter = {"create_order": self._storage.get_order, "create_position": self._storage.get_position}.get(method)
+        if getter is None or not args:
+            return None
+        try:
+            return getter(args[0].id)
+        except NotFound:
+            return None
+
+    def _durable(self, money: bool) -> AbstractContextManager[Any]:
+        """For a money write, switch off the backend's outage buffer: commit it or raise."""
+        unbuffered = getattr(self._storage, "unbuffered", None)
+        return unbuffered() if money and callable(unbuffered) else nullcontext()
+
+    def _drain(self) -> None:
+        self._flush()
+        if self._queue:
+            raise StorageUnavailable(f"storage is unavailable: {self._degraded}; {len(self._queue)} writes queued")
+
+    def _check_room(self, count: int) -> None:
+        if len(self._queue) + count > MAX_BUFFERED:
+            raise StorageUnavailable(
+                f"storage has been unavailable ({self._degraded}) and {MAX_BUFFERED} writes are queued; "
+                "fix the database connection before more can be accepted"
+            )
+
+    def _apply_queued(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        if method == "update_position":  # a P&L mark: never over a closed position
+            try:
+                if self._storage.get_position(args[0]).status is not PositionStatus.OPEN:
+                    return
+            except NotFound:
+                return
+        getattr(self._storage, method)(*args, **kwargs)
+
     def _flush(self) -> None:
         while self._queue:
             method, args, kwargs = self._queue[0]
             try:
-                getattr(self._storage, method)(*args, **kwargs)
+                self._apply_queued(method, args, kwargs)
             except WriteBuffered:
                 pass  # accepted: the backend's own BufferedStorage keeps it in order until it is back
             except StorageUnavailable as exc:

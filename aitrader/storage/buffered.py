@@ -16,6 +16,10 @@ It wraps any `Storage` (Supabase's REST API, PostgreSQL). The rules, in one plac
 * Every call first tries to flush the queue. A queued write that fails for another reason than
   unavailability (a uniqueness conflict, say) is logged and dropped, so it cannot block the
   writes behind it; ``dropped`` counts them.
+* Inside `unbuffered()` nothing is queued: a write is committed to the backend or raises
+  `StorageUnavailable` (also when earlier writes are still queued ahead of it). The Store uses it
+  for money writes (orders, positions, balances), which must be durable before their caller goes
+  on: the queue lives in memory, and a crash of the process would lose it.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections import OrderedDict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -67,6 +72,17 @@ class BufferedStorage:
         self._reason: str | None = None
         self._known: OrderedDict[tuple[type[SQLModel], str], SQLModel] = OrderedDict()
         self._lock = threading.RLock()
+        self._unbuffered = threading.local()
+
+    @contextmanager
+    def unbuffered(self) -> Iterator[None]:
+        """Writes made inside (on this thread) are committed or raise `StorageUnavailable`; none is queued."""
+        depth = getattr(self._unbuffered, "depth", 0)
+        self._unbuffered.depth = depth + 1
+        try:
+            yield
+        finally:
+            self._unbuffered.depth = depth
 
     # -- state ----------------------------------------------------------------------------
 
@@ -131,6 +147,8 @@ class BufferedStorage:
 
     def _write(self, method: str, provisional: Callable[[], R], *args: Any, **kwargs: Any) -> R:
         with self._lock:
+            if getattr(self._unbuffered, "depth", 0):
+                return self._write_through(method, *args, **kwargs)
             if not self.flush():
                 try:
                     result = getattr(self.inner, method)(*args, **kwargs)
@@ -153,6 +171,21 @@ class BufferedStorage:
             self._queue.append((method, args, kwargs))
             self._remember(answer)
             return answer
+
+    def _write_through(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        queued = self.flush()
+        if queued:
+            raise StorageUnavailable(
+                f"storage is unavailable ({self._reason}); {queued} writes are queued ahead of this {method}, "
+                "which must be committed before its caller goes on: it was refused, retry when the database is back"
+            )
+        try:
+            result = getattr(self.inner, method)(*args, **kwargs)
+        except StorageUnavailable as exc:
+            self._reason = str(exc)
+            raise
+        self._remember(result)
+        return result
 
     def _changed(self, model: type[T], key: str, changes: dict[str, Any]) -> T:
         unknown = set(changes) - set(model.model_fields)

@@ -249,22 +249,24 @@ class ExecutionService:
             return position_view(position)
         if trigger_price is not None and self.prices is not None and self.mode is TradingMode.PAPER:
             self.prices.update({position.symbol: trigger_price})
-        result, cid = self._exit(position)
-        exit_price = result.average_price
-        assert exit_price is not None
-        _, exit_fees = self._held(position.symbol, result)
-        fees = position.fees + exit_fees
-        stored_order = self.storage.get_order_by_client_id(cid)
-        closed, closed_now = self.storage.close_position(
-            position_id,
-            exit_price=exit_price,
-            pnl=pnl(position.side, position.entry_price, exit_price, result.executed_qty, fees),
-            pnl_pct=pnl_pct(position.side, position.entry_price, exit_price, result.executed_qty, fees),
-            reason=reason,
-            status=PositionStatus.STOPPED if reason in _STOP_REASONS else PositionStatus.CLOSED,
-            exit_order_id=stored_order.id if stored_order is not None else None,
-            fees=fees,
-        )
+        operation = getattr(self.broker, "operation", None)  # the paper fill and the close: one storage message
+        with operation() if callable(operation) else contextlib.nullcontext():
+            result, cid = self._exit(position)
+            exit_price = result.average_price
+            assert exit_price is not None
+            _, exit_fees = self._held(position.symbol, result)
+            fees = position.fees + exit_fees
+            stored_order = self.storage.get_order_by_client_id(cid)
+            closed, closed_now = self.storage.close_position(
+                position_id,
+                exit_price=exit_price,
+                pnl=pnl(position.side, position.entry_price, exit_price, result.executed_qty, fees),
+                pnl_pct=pnl_pct(position.side, position.entry_price, exit_price, result.executed_qty, fees),
+                reason=reason,
+                status=PositionStatus.STOPPED if reason in _STOP_REASONS else PositionStatus.CLOSED,
+                exit_order_id=stored_order.id if stored_order is not None else None,
+                fees=fees,
+            )
         self._open.pop(position_id, None)
         if closed_now:
             self._publish(Channel.POSITIONS, "position_update", {**position_view(closed), "event": "closed"})

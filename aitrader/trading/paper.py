@@ -18,13 +18,15 @@ Model, in brief:
   notional checks use the current price.
 * Balances are written to `Storage` after every change and reloaded on construction, together
   with the resting LIMIT orders; every order is journalled (PENDING_SUBMIT first) like a live one.
+  With a batching storage (`OrderCache`) one operation's writes go as one synchronous message,
+  and an operation whose writes fail leaves the account as it was.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
@@ -72,6 +74,7 @@ class PaperBroker:
         self._orders: dict[str, OrderResult] = {}
         self._resting: dict[str, OrderResult] = {}
         self._trade_ids = itertools.count(1)
+        self._balance_rows: dict[str, Balance] = {}
         if not self._restore():
             self._free[quote_asset] = Decimal(starting_balance)
             self._save_balances()
@@ -80,13 +83,24 @@ class PaperBroker:
 
     def submit(self, request: SubmitOrder) -> OrderResult:
         """Fill or rest an order; the same client order id always returns the same order."""
-        with self._storage_batch():
+        with self.operation():
             return self._submit(request)
 
-    def _storage_batch(self) -> AbstractContextManager[None]:
-        """One storage message per broker operation, when the storage can batch (see OrderCache)."""
+    @contextmanager
+    def operation(self) -> Iterator[None]:
+        """One broker operation: one storage message when the storage can batch (see OrderCache), and
+        the account's memory rolled back if the operation fails, so it never runs ahead of storage.
+
+        Re-entrant: a caller may widen it (the close of a position takes its exit fill and the
+        position's close write into one message)."""
+        saved = (dict(self._free), dict(self._locked), dict(self._orders), dict(self._resting), dict(self.fees_paid))
         batch = getattr(self.storage, "batch", None)
-        return batch() if callable(batch) else nullcontext()
+        try:
+            with batch() if callable(batch) else nullcontext():
+                yield
+        except BaseException:
+            self._free, self._locked, self._orders, self._resting, self.fees_paid = saved
+            raise
 
     def _submit(self, request: SubmitOrder) -> OrderResult:
         known = self._known(request.client_order_id)
@@ -106,7 +120,7 @@ class PaperBroker:
 
     def cancel(self, symbol: str, client_order_id: str) -> OrderResult:
         """Cancel a resting LIMIT order and release its locked funds."""
-        with self._storage_batch():
+        with self.operation():
             return self._cancel(symbol, client_order_id)
 
     def _cancel(self, symbol: str, client_order_id: str) -> OrderResult:
@@ -143,7 +157,7 @@ class PaperBroker:
 
     def on_price(self, symbol: str, price: Decimal) -> list[OrderResult]:
         """Fill resting LIMIT orders that ``price`` crosses."""
-        with self._storage_batch():
+        with self.operation():
             return self._on_price(symbol, price)
 
     def _on_price(self, symbol: str, price: Decimal) -> list[OrderResult]:
@@ -312,10 +326,14 @@ class PaperBroker:
     def _save_balances(self) -> None:
         if self.storage is None:
             return
-        rows = [
-            Balance.model_validate({"user_id": self.user_id, "asset": b.asset, "free": b.free, "locked": b.locked})
-            for b in self.balances().values()
-        ]
+        rows = []
+        for b in self.balances().values():
+            row = self._balance_rows.get(b.asset)
+            if row is None or row.free != b.free or row.locked != b.locked:  # only changed assets are rebuilt
+                row = Balance.model_validate({"user_id": self.user_id, "asset": b.asset, "free": b.free,
+                                              "locked": b.locked})
+                self._balance_rows[b.asset] = row
+            rows.append(row)
         self.storage.set_balances(self.user_id, rows)
 
     def _restore(self) -> bool:

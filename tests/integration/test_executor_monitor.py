@@ -22,8 +22,10 @@ from aitrader.config import Settings
 from aitrader.exchange import ExchangeThread, secret_for
 from aitrader.models import OrderStatus, PositionStatus
 
-pytestmark = pytest.mark.usefixtures("ray_session")
+pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.timeout(900)]
 TIMEOUT = 60
+#: How long to wait for an outcome after a kill: a restart on a loaded 2-core machine can be slow.
+RECOVERY = 300
 
 
 def exchange_info(*symbols: str) -> dict[str, Any]:
@@ -117,22 +119,48 @@ def test_the_monitor_closes_a_position_exactly_once_under_a_burst_of_prices(pape
              "the monitor to forget the closed position")
 
 
+def test_a_push_overtaken_by_a_newer_one_is_dropped(paper: Engine) -> None:
+    # Arrange
+    position = open_long(paper, stop_loss="90")
+    now_ms = int(time.time() * 1000)
+    # Act: the newer push is handled first, then an older one below the stop arrives
+    newer = ray.get(paper.monitor.on_prices.remote({"BTCUSDT": "101"}, now_ms), timeout=TIMEOUT)
+    older = ray.get(paper.monitor.on_prices.remote({"BTCUSDT": "89"}, now_ms - 1_000), timeout=TIMEOUT)
+    # Assert: the stale price neither marked the position nor fired its stop
+    [watched] = [p for p in ray.get(paper.monitor.snapshot.remote(), timeout=TIMEOUT) if p["id"] == position["id"]]
+    assert (newer, older) == (0, 0)
+    assert Decimal(watched["current_price"]) == 101 and not watched["closing"]
+    ray.get(paper.executor.close_position.remote(position["id"], "manual"), timeout=TIMEOUT)
+
+
+def close_stats(engine: Engine) -> tuple[int, int]:
+    stats = ray.get(engine.monitor.stats.remote(), timeout=RECOVERY)
+    return stats["closes_sent"], stats["close_failures"]
+
+
 @pytest.mark.parametrize("delay_s", [0.0, 0.003, 0.02])
-@pytest.mark.xfail(strict=False, reason="QUARANTINED: passed alone, failed once (delay 0.0) in the full suite; "
-                   "a kill mid-close can still leave paper state inconsistent (see the session note)")
 def test_a_close_survives_the_executor_being_killed_mid_close(paper: Engine, delay_s: float) -> None:
     # Arrange
     position = open_long(paper, stop_loss="90")
     pid = ray.get(paper.executor.pid.remote(), timeout=TIMEOUT)
+    sent_before, failed_before = close_stats(paper)
     # Act: trigger the stop, then kill the executor's process while the close is on its way
     trigger = paper.monitor.on_prices.remote({"BTCUSDT": "89"}, 0)
     time.sleep(delay_s)
     os.kill(pid, signal.SIGKILL)
     more = [paper.monitor.on_prices.remote({"BTCUSDT": price}, 0) for price in ("88", "87", "89")]
-    stored = wait_for(lambda: closed(paper, position["id"]), "the position to be closed after the restart")
-    # Assert
-    assert ray.get(trigger, timeout=TIMEOUT) == 1 and sum(ray.get(more, timeout=TIMEOUT)) == 0
-    assert ray.get(paper.executor.pid.remote(), timeout=TIMEOUT) != pid
+    stored = wait_for(lambda: closed(paper, position["id"]), "the position to be closed after the restart", RECOVERY)
+    wait_for(lambda: not any(p["id"] == position["id"] for p in ray.get(paper.monitor.snapshot.remote(),
+                                                                          timeout=RECOVERY)),
+             "the monitor to forget the closed position", RECOVERY)
+    # Assert: the monitor decided to close once; any further close request was a retry of a failed one.
+    # (Which push fired is not fixed: Ray runs an async actor's calls in no guaranteed order, so with
+    # no delay "88" may be handled before "89" — the quarantined failure was this, `trigger == 0`.)
+    started = ray.get(trigger, timeout=RECOVERY) + sum(ray.get(more, timeout=RECOVERY))
+    sent, failed = close_stats(paper)
+    assert sent - sent_before == 1 + (failed - failed_before)
+    assert 1 <= started <= sent - sent_before
+    assert ray.get(paper.executor.pid.remote(), timeout=RECOVERY) != pid
     # "recovered" when the executor died after the exit filled: its restart finished the close
     assert stored.close_reason in ("stop_loss", "recovered") and stored.exit_price is not None
     exits = paper.exit_orders(position["id"])
@@ -143,6 +171,69 @@ def test_a_close_survives_the_executor_being_killed_mid_close(paper: Engine, del
     balances = {b.asset: b.free for b in paper.call("get_balances", "alice")}
     open_positions = paper.call("list_positions", "alice", status=PositionStatus.OPEN)
     assert balances.get("BTC", 0) == sum(p.size for p in open_positions)  # no double sell
+
+
+@pytest.mark.parametrize("delay_s", [0.0, 0.02])
+def test_a_close_survives_the_monitor_being_killed_mid_close(paper: Engine, delay_s: float) -> None:
+    # Arrange
+    position = open_long(paper, stop_loss="90")
+    pid = ray.get(paper.monitor.pid.remote(), timeout=TIMEOUT)
+    # Act: trigger the stop, kill the monitor; the market stays below the stop while it restarts
+    paper.monitor.on_prices.remote({"BTCUSDT": "89"}, 0)
+    time.sleep(delay_s)
+    os.kill(pid, signal.SIGKILL)
+
+    def closed_while_prices_arrive() -> Any:
+        paper.monitor.on_prices.remote({"BTCUSDT": "89"}, 0)
+        time.sleep(0.25)
+        return closed(paper, position["id"])
+
+    stored = wait_for(closed_while_prices_arrive, "the position to be closed after the monitor restarted", RECOVERY)
+    # Assert: the restarted monitor (which reloaded the open positions from storage) closed nothing twice
+    assert ray.get(paper.monitor.pid.remote(), timeout=RECOVERY) != pid
+    wait_for(lambda: not any(p["id"] == position["id"] for p in ray.get(paper.monitor.snapshot.remote(),
+                                                                          timeout=RECOVERY)),
+             "the restarted monitor to forget the closed position", RECOVERY)
+    assert stored.close_reason == "stop_loss" and stored.status is PositionStatus.STOPPED
+    [exit_order] = paper.exit_orders(position["id"])
+    assert exit_order.status is OrderStatus.FILLED and stored.exit_order_id == exit_order.id
+    balances = {b.asset: b.free for b in paper.call("get_balances", "alice")}
+    open_positions = paper.call("list_positions", "alice", status=PositionStatus.OPEN)
+    assert balances.get("BTC", 0) == sum(p.size for p in open_positions)
+
+
+def balances_of(engine: Engine) -> dict[str, tuple[Decimal, Decimal]]:
+    return {b.asset: (b.free, b.locked) for b in engine.call("get_balances", "alice")}
+
+
+def test_money_writes_survive_the_store_being_killed_right_after_they_are_acknowledged(paper: Engine) -> None:
+    # Arrange (runs last in this module: it kills the shared Store)
+    ray.get(paper.executor.on_prices.remote({"BTCUSDT": "100"}), timeout=TIMEOUT)
+    before = balances_of(paper)
+    store_pid = ray.get(paper.store.pid.remote(), timeout=TIMEOUT)
+    # Act: a market buy, its close, and a resting limit buy, each acknowledged; then kill -9 the Store at once
+    bought = ray.get(paper.executor.submit_order.remote(
+        {"symbol": "BTCUSDT", "side": "BUY", "quantity": "1"}), timeout=TIMEOUT)
+    sold = ray.get(paper.executor.close_position.remote(bought["position"]["id"], "manual"), timeout=TIMEOUT)
+    resting = ray.get(paper.executor.submit_order.remote(
+        {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT", "price": "50", "quantity": "1"}), timeout=TIMEOUT)
+    os.kill(store_pid, signal.SIGKILL)
+    # Assert: a restarted Store reads back everything that was acknowledged
+    assert ray.get(paper.store.pid.remote(), timeout=RECOVERY) != store_pid
+    assert resting["status"] == "NEW" and sold["status"] == "closed"
+    limit = paper.call("get_order_by_client_id", resting["client_order_id"])
+    assert limit is not None and limit.status is OrderStatus.NEW
+    market = paper.call("get_order_by_client_id", bought["client_order_id"])
+    assert market is not None and market.status is OrderStatus.FILLED and market.executed_qty == 1
+    position = paper.call("get_position", bought["position"]["id"])
+    [exit_order] = paper.exit_orders(position.id)
+    assert position.status is PositionStatus.CLOSED and position.exit_order_id == exit_order.id
+    assert exit_order.status is OrderStatus.FILLED
+    after = balances_of(paper)
+    # bought 1 BTC at 100 and sold it at 100 (0.1 % fee each way), then locked 1 x 50 (+0.1 %) for the limit
+    assert after["BTC"][0] == before.get("BTC", (Decimal(0), Decimal(0)))[0]
+    assert after["USDT"][0] == before["USDT"][0] - Decimal("100.1") + Decimal("99.9") - Decimal("50.05")
+    assert after["USDT"][1] == before["USDT"][1] + Decimal("50.05")
 
 
 def test_live_mode_through_the_executor_against_the_local_exchange(local_exchange: ExchangeThread,
