@@ -1,15 +1,15 @@
 """FilterWorker actors and the FilterPool that spreads check batches over them.
 
-A worker holds a `CheckRunner` (compiled-filter LRU, grouped evaluation) and a small frame
-cache: frames come straight from the stream shards through the object store, one fetch per
-(shard, timeframe, shard version) — the scheduler bumps a shard's version whenever one of its
-candles closes, so fifty traders checked on the same candle share one fetch.
+A worker holds a `CheckRunner` (compiled-filter LRU by code hash, one evaluation per filter
+and timeframe in a batch).  It does not fetch frames itself: the scheduler requests each
+shard's frame once per candle close and passes the object reference along with every batch
+that reads it, so all workers share one fetch (numpy arrays are read from the object store
+without copying).  A worker keeps the last few frames it resolved, by reference.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +19,6 @@ import ray
 from aitrader.checks import CheckResult, CheckRunner, ShardFrame
 from aitrader.scheduling import CheckTrader
 
-#: Frames older than this are fetched again even if no candle close was seen (reconnect backfills).
-FRAME_MAX_AGE_S = 5.0
 FRAME_TIMEOUT_S = 10.0
 
 
@@ -31,15 +29,14 @@ def default_pool_size() -> int:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=8)
 class FilterWorker:
-    """Evaluates batches of trader checks on frames it fetches from the shards."""
+    """Evaluates batches of trader checks on shard frames passed in by reference."""
 
     def __init__(self, worker_id: int = 0, cache_size: int = 256, time_budget_s: float = 2.0,
-                 frame_cache_size: int = 64) -> None:
+                 frame_cache_size: int = 16) -> None:
         self.worker_id = worker_id
         self.runner = CheckRunner(cache_size, time_budget_s)
-        self._frames: OrderedDict[tuple[int, str, int], tuple[float, ShardFrame]] = OrderedDict()
+        self._frames: OrderedDict[str, ShardFrame] = OrderedDict()
         self._frame_cache_size = frame_cache_size
-        self._fetching: dict[tuple[int, str, int], asyncio.Future[ShardFrame]] = {}
         self._counters = {"batches": 0, "checks": 0, "frame_fetches": 0, "frame_hits": 0}
 
     async def ping(self) -> int:
@@ -51,33 +48,30 @@ class FilterWorker:
         return os.getpid()
 
     async def check(
-        self, checks: list[CheckTrader], shards: dict[int, Any], versions: dict[int, int], routes: dict[str, list[int]]
+        self, checks: list[CheckTrader], frames: dict[tuple[int, str], Any], routes: dict[str, list[int]]
     ) -> list[CheckResult]:
-        """Run ``checks``; ``routes`` maps each trader to the shard indexes holding its symbols."""
-        needed = {(index, timeframe) for check in checks for index in routes.get(check.trader_id, [])
-                  for timeframe in check.timeframes}
-        keys = sorted(needed)
-        fetched = await asyncio.gather(
-            *(self._frame(shards[index], index, timeframe, versions.get(index, 0)) for index, timeframe in keys),
-            return_exceptions=True,
-        )
-        frames: dict[tuple[int, str], ShardFrame] = {}
+        """Run ``checks``; ``frames`` maps (shard index, timeframe) to a frame's object reference
+        and ``routes`` each trader to the shard indexes holding its symbols."""
+        keys = sorted(frames)
+        fetched = await asyncio.gather(*(self._frame(frames[key]) for key in keys), return_exceptions=True)
+        resolved: dict[tuple[int, str], ShardFrame] = {}
         failures: dict[tuple[int, str], str] = {}
         for key, value in zip(keys, fetched, strict=True):
             if isinstance(value, BaseException):
                 failures[key] = f"market data from shard {key[0]} is unavailable: {type(value).__name__}: {value}"
             else:
-                frames[key] = value
+                resolved[key] = value
         runnable, results = [], {}
         for check in checks:
-            broken = [failures[(i, tf)] for i in routes.get(check.trader_id, []) for tf in check.timeframes
-                      if (i, tf) in failures]
+            needed = [(i, tf) for i in routes.get(check.trader_id, []) for tf in check.timeframes]
+            broken = [failures.get(key, f"no frame of shard {key[0]} was sent") for key in needed
+                      if key not in resolved]
             if broken:
                 results[check.trader_id] = CheckResult(check.trader_id, check.code_hash, [], 0.0, broken[0], "data")
             else:
                 runnable.append(check)
         by_timeframe: dict[str, list[ShardFrame]] = {}
-        for (_, timeframe), frame in sorted(frames.items()):
+        for (_, timeframe), frame in sorted(resolved.items()):
             by_timeframe.setdefault(timeframe, []).append(frame)
         for result in self.runner.run(runnable, by_timeframe):
             results[result.trader_id] = result
@@ -89,34 +83,19 @@ class FilterWorker:
         return {**self._counters, "filters_cached": len(self.runner.filters), "frames_cached": len(self._frames),
                 "evaluations": self.runner.evaluations}
 
-    async def _frame(self, shard: Any, index: int, timeframe: str, version: int) -> ShardFrame:
-        key = (index, timeframe, version)
+    async def _frame(self, ref: Any) -> ShardFrame:
+        key = ref.hex()
         cached = self._frames.get(key)
-        if cached is not None and time.monotonic() - cached[0] < FRAME_MAX_AGE_S:
+        if cached is not None:
             self._counters["frame_hits"] += 1
             self._frames.move_to_end(key)
-            return cached[1]
-        if (pending := self._fetching.get(key)) is not None:
-            self._counters["frame_hits"] += 1
-            return await asyncio.shield(pending)
-        future: asyncio.Future[ShardFrame] = asyncio.get_running_loop().create_future()
-        self._fetching[key] = future
-        try:
-            frame = ShardFrame(await asyncio.wait_for(shard.frame.remote(timeframe), FRAME_TIMEOUT_S))
-            self._counters["frame_fetches"] += 1
-            self._frames[key] = (time.monotonic(), frame)
-            for old in [k for k in self._frames if k[:2] == key[:2] and k[2] < version]:
-                del self._frames[old]
-            while len(self._frames) > self._frame_cache_size:
-                self._frames.popitem(last=False)
-            future.set_result(frame)
-            return frame
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # mark retrieved: waiters re-raise it themselves
-            raise
-        finally:
-            del self._fetching[key]
+            return cached
+        frame = ShardFrame(await asyncio.wait_for(ref, FRAME_TIMEOUT_S))
+        self._counters["frame_fetches"] += 1
+        self._frames[key] = frame
+        while len(self._frames) > self._frame_cache_size:
+            self._frames.popitem(last=False)
+        return frame
 
 
 class FilterPool:

@@ -4,6 +4,9 @@ filter pool, and turns matches into signals (Store + EventHub, and the Executor 
 The schedule itself is `aitrader.scheduling.CheckScheduler`; this shell wires handles, runs
 three loops (dispatch, interval tick, shard health poll) and rebuilds its traders from storage
 on start — every public method starts it lazily, so a restarted actor resumes on its own.
+Dispatch follows `aitrader.batching`: each dispatch takes every runnable queued check, sends
+each worker one batch with the traders of a filter kept together, and requests each shard's
+frame once per candle close, passing the reference to every batch that reads it.
 """
 
 from __future__ import annotations
@@ -11,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from datetime import UTC, datetime
 from typing import Any
 
 import ray
 
 from actors.filter_pool import FilterPool, FilterWorker
+from aitrader.batching import FrameRefs, plan_batches
 from aitrader.checks import CheckResult
 from aitrader.config import Settings
 from aitrader.filters import FilterError, compile_filter
@@ -39,7 +42,8 @@ class Scheduler:
 
     ``shards`` is the list of StreamShard handles (their index is the shard id the scheduler
     uses); ``pool_workers`` the FilterWorker handles.  Market time runs at ``clock_speed`` from
-    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``).
+    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``).  A worker gets at
+    most ``max_batch`` checks per call and ``batches_per_worker`` calls at a time.
     """
 
     def __init__(
@@ -53,7 +57,7 @@ class Scheduler:
         clock_speed: float = 1.0,
         clock_anchor_ms: int | None = None,
         *,
-        max_batch: int = 32,
+        max_batch: int = 256,
         batches_per_worker: int = 2,
         max_queue: int = 1000,
         tick_s: float = 0.25,
@@ -71,6 +75,7 @@ class Scheduler:
         self._traders: dict[str, Trader] = {}
         self._symbol_shard: dict[str, int] = {}
         self._shard_versions: dict[int, int] = {index: 0 for index in range(len(self._shards))}
+        self._frames = FrameRefs(lambda index, timeframe: self._shards[index].frame.remote(timeframe))
         self._stale_symbols: set[str] = set()
         self._max_batch, self._batches_per_worker = max_batch, batches_per_worker
         self._tick_s, self._health_poll_s, self._stale_after_s = tick_s, health_poll_s, stale_after_s
@@ -141,6 +146,8 @@ class Scheduler:
             "workers": len(self.pool),
             "workers_replaced": self.pool.replaced,
             "shards": len(self._shards),
+            "frame_requests": self._frames.requests,
+            "frame_reuses": self._frames.reuses,
         }
 
     # -- traders ----------------------------------------------------------------------------------
@@ -225,12 +232,14 @@ class Scheduler:
             await self._wake.wait()
             self._wake.clear()
             while self._runnable():
-                size = min(self._max_batch, max(1, math.ceil(self.core.queue_depth / len(self.pool))))
-                checks = self.core.take(size)
+                free = len(self.pool) * self._batches_per_worker - self.pool.in_flight
+                checks = self.core.take(self._max_batch * free)
                 if not checks:
                     break
-                self._checks_in_flight += len(checks)
-                asyncio.get_running_loop().create_task(self._run_batch(checks))
+                for batch in plan_batches(checks, min(free, len(self.pool)), self._max_batch):
+                    self._checks_in_flight += len(batch)
+                    index, worker = self.pool.acquire()  # now, so the next pass sees it busy
+                    asyncio.get_running_loop().create_task(self._run_batch(batch, index, worker))
             if not self._checks_in_flight:
                 self._idle.set()
 
@@ -282,17 +291,20 @@ class Scheduler:
 
     # -- checks -----------------------------------------------------------------------------------
 
-    async def _run_batch(self, checks: list[CheckTrader]) -> None:
-        index, worker = self.pool.acquire()
+    async def _run_batch(self, checks: list[CheckTrader], index: int, worker: Any) -> None:
         self._counters["batches"] += 1
         results: list[CheckResult] | None = None
         try:
             routes = {c.trader_id: sorted({i for s in c.symbols if (i := self._symbol_shard.get(s)) is not None})
                       for c in checks}
-            used = {i for shard_ids in routes.values() for i in shard_ids}
-            shards = {i: self._shards[i] for i in used}
-            versions = {i: self._shard_versions[i] for i in used}
-            results = await asyncio.wait_for(worker.check.remote(checks, shards, versions, routes), BATCH_TIMEOUT_S)
+            used = {(i, tf) for c in checks for i in routes[c.trader_id] for tf in c.timeframes}
+            frames = {(i, tf): self._frames.get(i, tf, self._shard_versions[i]) for i, tf in used}
+            replies: list[CheckResult] = await asyncio.wait_for(
+                worker.check.remote(checks, frames, routes), BATCH_TIMEOUT_S)
+            results = replies
+            for i, tf in used:  # a failed fetch is asked for again by the next batch
+                if any(r.error_kind == "data" and i in routes[r.trader_id] for r in replies):
+                    self._frames.forget(i, tf)
         except ray.exceptions.ActorDiedError as exc:
             self.pool.replace(index)
             self._note_error("worker", f"filter worker {index} died and was replaced: {exc}")

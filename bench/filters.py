@@ -2,9 +2,11 @@
 
 Prints one JSON object as its last line: ``eval_ms``, ``talib_loop_ms``, ``pandas_loop_ms`` (medians),
 ``eval_vs_talib`` and ``pandas_vs_eval``; then, end to end through the Scheduler actor, the
-FilterWorker pool and a StreamShard fed by a local exchange with 100 symbols: ``checks_per_s``
-(sustained) and ``check_p99_ms`` (candle-close trigger to processed result).  The measuring
-functions are importable so other benchmarks can reuse them.
+FilterWorker pool and a StreamShard fed by a local exchange with 100 symbols, with candle
+closes offered at a fixed rate: ``checks_per_s`` (sustained) and ``check_p99_ms`` (candle-close
+trigger to processed result).  The measuring
+functions are importable so other benchmarks can reuse them.  Load averages are reported
+alongside: on a shared machine the timings mean little without them.
 Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part).
 """
 
@@ -134,17 +136,42 @@ def _trader_codes(count: int) -> list[str]:
     ]
 
 
+def _start_ray() -> None:
+    """A fresh local Ray (never a running cluster); patient on a busy machine, one retry."""
+    import os
+
+    import ray
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
+    os.environ.setdefault("RAY_raylet_start_wait_time_s", "180")
+    for attempt in range(2):
+        try:
+            ray.init(address="local", include_dashboard=False, log_to_driver=False, namespace="aitrader-bench")
+            return
+        except Exception:
+            ray.shutdown()
+            if attempt == 1:
+                raise
+
+
 def measure_checks(
     symbols: int = 100, traders: int = 100, symbols_per_trader: int = 10, codes: int = 5,
-    rounds: int = 40, warmup_rounds: int = 5,
-) -> dict[str, float]:
+    offered_checks_per_s: float = 1250.0, duration_s: float = 20.0, warmup_s: float = 3.0,
+) -> dict[str, Any]:
     """Sustained checks/s and trigger-to-result p99 through scheduler, pool and shards (starts Ray).
 
-    A local exchange streams ``symbols`` symbols to one shard per ``shards_needed``; once the
-    buffers are backfilled the scheduler is driven by bursts of candle-close notices (one per
-    symbol, a new candle each round) that trigger every trader; each round is drained before the
-    next.  Traders watch ``symbols_per_trader`` symbols each, spread over ``codes`` filters.
+    A local exchange streams ``symbols`` symbols to the shards; once their buffers are
+    backfilled, the driver plays candle closes at a fixed rate, open loop: every
+    ``traders / offered_checks_per_s`` seconds all ``symbols`` close a new candle in one notice
+    (as a shard reports a minute's closes), which triggers every trader — whether or not the
+    previous close has been processed.  A trader still queued or running when its next close
+    arrives is coalesced (one check covers both closes), so falling behind shows up as fewer
+    checks than offered and a growing latency, measured from the scheduler receiving the close
+    to the check's result being processed.  Traders watch ``symbols_per_trader`` symbols each,
+    spread over ``codes`` filters.
     """
+    import os
     import tempfile
     from pathlib import Path
 
@@ -159,7 +186,7 @@ def measure_checks(
     from aitrader.models import Trader
 
     names = benchmark_symbols(symbols)
-    ray.init(include_dashboard=False, log_to_driver=False, namespace="aitrader-bench")
+    _start_ray()
     exchange = start_in_thread(ExchangeConfig(port=0, seed=7, symbols=tuple(names), speed=1.0))
     folder = tempfile.mkdtemp(prefix="aitrader-bench-")
     try:
@@ -170,7 +197,7 @@ def measure_checks(
             StreamShard.remote(i, exchange.url.replace("http", "ws"), exchange.url, group, ["1m"])  # type: ignore[attr-defined]
             for i, group in enumerate(groups)
         ]
-        ray.get([shard.start.remote() for shard in shards], timeout=120)
+        ray.get([shard.start.remote() for shard in shards], timeout=300)
         deadline = time.monotonic() + 180
         while not all((ray.get(s.frame.remote("1m"), timeout=60).last_open_time >= 0).all() for s in shards):
             if time.monotonic() > deadline:
@@ -183,36 +210,59 @@ def measure_checks(
                                             "timeframes": ["1m"], "signal_code": filters[i % codes]})
             ray.get(store.call.remote("create_trader", trader), timeout=60)
         workers = create_workers()
-        scheduler = Scheduler.remote(settings, store, None, workers, shards, max_batch=32)  # type: ignore[attr-defined]
-        if ray.get(scheduler.start.remote(), timeout=120) != traders:
+        # The driver plays the closes; the shards' own (real, once a minute) notices stay out.
+        scheduler = Scheduler.remote(settings, store, None, workers, shards, subscribe_shards=False)  # type: ignore[attr-defined]
+        if ray.get(scheduler.start.remote(), timeout=300) != traders:
             raise RuntimeError("the scheduler did not load every bench trader")
         base = (int(time.time() * 1000) // 60_000 + 10) * 60_000  # candles newer than any real one
+        period_s = traders / offered_checks_per_s
+        sent: list[Any] = []
 
-        def burst(round_: int) -> None:
-            closed = [(symbol, "1m", base + round_ * 60_000) for symbol in names]
-            ray.get(scheduler.on_candles_closed.remote(closed), timeout=60)
-            if ray.get(scheduler.drain.remote(60.0), timeout=90):
-                raise RuntimeError("checks still in flight after 60 s")
+        def play(first_round: int, seconds: float) -> int:
+            """Send a close of every symbol each period, on a fixed schedule; returns the next round."""
+            rounds = max(1, round(seconds / period_s))
+            started = time.perf_counter()
+            for k in range(rounds):
+                pause = started + k * period_s - time.perf_counter()
+                if pause > 0:
+                    time.sleep(pause)
+                closed = [(symbol, "1m", base + (first_round + k) * 60_000) for symbol in names]
+                sent.append(scheduler.on_candles_closed.remote(closed))
+            return first_round + rounds
 
-        for round_ in range(warmup_rounds):
-            burst(round_)
+        next_round = play(0, warmup_s)
+        if ray.get(scheduler.drain.remote(60.0), timeout=90):
+            raise RuntimeError("warm-up checks still in flight after 60 s")
+        load_before = os.getloadavg()
         before = ray.get(scheduler.stats.remote(reset_latency=True), timeout=60)
         started = time.perf_counter()
-        for round_ in range(warmup_rounds, warmup_rounds + rounds):
-            burst(round_)
+        bursts = play(next_round, duration_s) - next_round
+        offered_s = time.perf_counter() - started
+        if ray.get(scheduler.drain.remote(60.0), timeout=90):
+            raise RuntimeError("checks still in flight 60 s after the last close")
         elapsed = time.perf_counter() - started
         after = ray.get(scheduler.stats.remote(), timeout=60)
+        ray.get(sent, timeout=60)
         checks = after["checks_run"] - before["checks_run"]
+        delta = {key: after[key] - before[key] for key in ("dropped", "errors")}
         return {
             "checks_per_s": round(checks / elapsed, 1),
             "check_p99_ms": after["p99_check_ms"],
             "check_avg_ms": after["avg_check_ms"],
+            "offered_checks_per_s": round(traders * bursts / (offered_s + period_s), 1),
+            "e2e_checks_offered": traders * bursts,
             "e2e_checks": checks,
+            "e2e_elapsed_s": round(elapsed, 2),
+            "e2e_drain_s": round(elapsed - offered_s, 3),
+            "e2e_dropped": delta["dropped"],
+            "e2e_check_errors": delta["errors"],
+            "e2e_batches": after["batches"] - before["batches"],
+            "e2e_frame_requests": after["frame_requests"] - before["frame_requests"],
             "e2e_traders": traders,
             "e2e_symbols": symbols,
             "e2e_workers": len(workers),
-            "e2e_check_errors": after["errors"] - before["errors"],
             "e2e_signals_created": after["signals_created"],
+            "load_avg_e2e": [round(x, 2) for x in load_before],
         }
     finally:
         exchange.stop()
@@ -220,9 +270,11 @@ def measure_checks(
 
 
 if __name__ == "__main__":
+    import os
     import sys
 
-    results: dict[str, Any] = measure()
+    results: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()], **measure()}
     if "--no-e2e" not in sys.argv:
         results.update(measure_checks())
+    results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results))
