@@ -60,3 +60,22 @@ class ManualClock:
             if now_ms < self._now:
                 raise ValueError("market time cannot go backwards")
             self._now = now_ms
+
+
+class ReplayClock:
+    """Replay time: ``start_ms`` when the wall clock read ``wall_anchor_ms``, then ``speed`` times faster.
+
+    ``wall_anchor_ms`` defaults to now; a restarted exchange given the same anchor resumes the
+    replay where the wall clock says it should be.
+    """
+
+    def __init__(self, start_ms: int, speed: float = 1.0, wall_anchor_ms: int | None = None) -> None:
+        if speed <= 0:
+            raise ValueError(f"speed must be positive (got {speed}); use 1.0 for real time")
+        self.start_ms = start_ms
+        self.speed = speed
+        self.anchor_ms = wall_anchor_ms if wall_anchor_ms is not None else int(time.time() * 1000)
+
+    def now_ms(self) -> int:
+        """Current replay time in epoch milliseconds."""
+        return self.start_ms + int((time.time() * 1000 - self.anchor_ms) * self.speed)

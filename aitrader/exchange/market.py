@@ -6,6 +6,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Protocol
 
 from aitrader.exchange.pathgen import (
     EPOCH_DAY,
@@ -15,6 +16,7 @@ from aitrader.exchange.pathgen import (
     PathGenerator,
 )
 from aitrader.exchange.symbols import SymbolSpec
+from aitrader.intervals import INTERVAL_MS
 from aitrader.intervals import candle_open_time as align_open
 from aitrader.intervals import next_candle_open as next_open
 from aitrader.intervals import prev_candle_open as prev_open
@@ -67,6 +69,26 @@ def combine(parts: list[Agg]) -> Agg:
     )
 
 
+class MarketData(Protocol):
+    """What the exchange serves market data from: ``SyntheticMarket`` or a CSV ``ReplayMarket``."""
+
+    specs: dict[str, SymbolSpec]
+
+    @property
+    def symbols(self) -> list[str]: ...
+    def to_price(self, symbol: str, ticks: int) -> Decimal: ...
+    def supports(self, interval: str) -> bool: ...
+    def ended(self, symbol: str, now_ms: int) -> bool: ...
+    def aggregate(self, symbol: str, start_ms: int, end_ms: int) -> Agg | None: ...
+    def price_ticks(self, symbol: str, now_ms: int) -> int: ...
+    def last_price(self, symbol: str, now_ms: int) -> Decimal: ...
+    def candle(self, symbol: str, interval: str, open_ms: int, now_ms: int) -> Candle | None: ...
+    def klines(
+        self, symbol: str, interval: str, now_ms: int, start_ms: int | None = None, end_ms: int | None = None,
+        limit: int = 500,
+    ) -> list[Candle]: ...
+
+
 class SyntheticMarket:
     """Seeded synthetic market: exact candles for any span, from history back to 2017 up to now."""
 
@@ -84,6 +106,14 @@ class SyntheticMarket:
     def to_price(self, symbol: str, ticks: int) -> Decimal:
         """Convert a price in ticks to a Decimal price."""
         return ticks * self.specs[symbol].tick_size
+
+    def supports(self, interval: str) -> bool:
+        """Every Binance interval is served."""
+        return interval in INTERVAL_MS
+
+    def ended(self, symbol: str, now_ms: int) -> bool:
+        """A synthetic market never ends."""
+        return False
 
     # -- spans -----------------------------------------------------------------------------------
     def _seconds_agg(self, symbol: str, minute: int, first: int, stop: int) -> Agg:

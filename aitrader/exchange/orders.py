@@ -9,7 +9,7 @@ from decimal import ROUND_DOWN, Decimal
 
 from aitrader.exchange import errors
 from aitrader.exchange.clock import MarketClock
-from aitrader.exchange.market import SyntheticMarket
+from aitrader.exchange.market import MarketData
 from aitrader.exchange.symbols import SymbolSpec
 
 COMMISSION_RATE = Decimal("0.001")
@@ -97,7 +97,7 @@ class MatchingEngine:
 
     def __init__(
         self,
-        market: SyntheticMarket,
+        market: MarketData,
         clock: MarketClock,
         starting_balances: dict[str, Decimal] | None = None,
     ) -> None:

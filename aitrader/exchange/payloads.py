@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from aitrader.exchange.market import Agg, Candle, SyntheticMarket
+from aitrader.exchange.market import Agg, Candle, MarketData
 from aitrader.exchange.orders import Account, Order
 from aitrader.exchange.pathgen import UNIT
 
@@ -22,9 +22,9 @@ def d8(value: Decimal) -> str:
 
 
 class PayloadBuilder:
-    """Formats market data of one ``SyntheticMarket`` as Binance's JSON shapes."""
+    """Formats market data of one market (synthetic or replayed) as Binance's JSON shapes."""
 
-    def __init__(self, market: SyntheticMarket) -> None:
+    def __init__(self, market: MarketData) -> None:
         self.market = market
 
     def price(self, symbol: str, ticks: int) -> str:

@@ -158,6 +158,8 @@ class RestApi:
             raise errors.missing_parameter("interval")
         if interval not in INTERVAL_MS:
             raise ExchangeError(-1120, "Invalid interval.")
+        if not self.market.supports(interval):
+            raise ExchangeError(-1120, f"Invalid interval: the replayed candles are coarser than {interval}.")
         limit = min(max(_int(params, "limit") or 500, 1), 1000)
         candles = self.market.klines(
             spec.symbol, interval, self.clock.now_ms(), _int(params, "startTime"), _int(params, "endTime"), limit

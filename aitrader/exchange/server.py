@@ -12,15 +12,18 @@ import logging
 import threading
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 
 from aiohttp import web
 
 from aitrader.exchange.auth import DEFAULT_MASTER_SECRET
-from aitrader.exchange.clock import MarketClock, ScaledClock
+from aitrader.exchange.clock import MarketClock, ReplayClock, ScaledClock
 from aitrader.exchange.faults import Faults
-from aitrader.exchange.market import SyntheticMarket
+from aitrader.exchange.market import MarketData, SyntheticMarket
 from aitrader.exchange.orders import MatchingEngine
 from aitrader.exchange.payloads import PayloadBuilder
+from aitrader.exchange.replay import ReplayMarket
+from aitrader.exchange.replay_csv import load_replay
 from aitrader.exchange.rest import RestApi, fault_and_error_middleware
 from aitrader.exchange.streams import StreamHub
 from aitrader.exchange.symbols import resolve_symbols
@@ -30,14 +33,19 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ExchangeConfig:
-    """Settings of one local exchange; ``port=0`` picks a free port."""
+    """Settings of one local exchange; ``port=0`` picks a free port.
+
+    ``replay`` names one or more candle CSV files (see ``aitrader.exchange.replay_csv``) to serve
+    instead of the synthetic market; ``anchor_ms`` is then the wall time the replay started at.
+    """
 
     host: str = "127.0.0.1"
     port: int = 0
     seed: int = 42
     symbols: tuple[str, ...] | None = None
     speed: float = 1.0
-    replay: str | None = None
+    replay: str | tuple[str, ...] | None = None
+    anchor_ms: int | None = None
     push_interval: float = 1.0
     ping_interval: float = 20.0
     master_secret: str = DEFAULT_MASTER_SECRET
@@ -46,14 +54,23 @@ class ExchangeConfig:
 
 
 class LocalExchange:
-    """A Binance Spot-compatible exchange over a seeded synthetic market."""
+    """A Binance Spot-compatible exchange over a seeded synthetic market or replayed candles.
+
+    A replay file that cannot be replayed raises ``ReplayFileError`` (a ``ValueError``) here.
+    """
 
     def __init__(self, config: ExchangeConfig | None = None) -> None:
         self.config = config or ExchangeConfig()
-        if self.config.replay is not None:
-            raise ValueError("CSV replay is not implemented yet; run the exchange without --replay")
-        self.clock: MarketClock = self.config.clock or ScaledClock(self.config.speed)
-        self.market = SyntheticMarket(resolve_symbols(self.config.symbols), self.config.seed)
+        speed, anchor = self.config.speed, self.config.anchor_ms
+        self.market: MarketData
+        if self.config.replay:
+            paths = (self.config.replay,) if isinstance(self.config.replay, str) else self.config.replay
+            replay = ReplayMarket(load_replay([Path(p) for p in paths]), self.config.symbols)
+            self.market = replay
+            self.clock: MarketClock = self.config.clock or ReplayClock(replay.start_ms, speed, anchor)
+        else:
+            self.market = SyntheticMarket(resolve_symbols(self.config.symbols), self.config.seed)
+            self.clock = self.config.clock or ScaledClock(speed, anchor)
         balances = {asset: Decimal(amount) for asset, amount in self.config.starting_balances}
         self.engine = MatchingEngine(self.market, self.clock, balances)
         self.faults = Faults()
@@ -94,7 +111,8 @@ class LocalExchange:
         sockets = getattr(server, "sockets", None) or []
         self._port = sockets[0].getsockname()[1] if sockets else self.config.port
         self._pusher = asyncio.create_task(self.streams.run())
-        log.info("local exchange listening on %s (seed %s, speed %s)", self.url, self.config.seed, self.config.speed)
+        source = f"replay of {self.config.replay}" if self.config.replay else f"seed {self.config.seed}"
+        log.info("local exchange listening on %s (%s, speed %s)", self.url, source, self.config.speed)
 
     async def stop(self) -> None:
         """Tell stream clients ``serverShutdown``, then close everything."""
@@ -176,14 +194,15 @@ def main(
     seed: int = 42,
     symbols: list[str] | None = None,
     speed: float = 1.0,
-    replay: str | None = None,
+    replay: str | tuple[str, ...] | None = None,
     host: str = "127.0.0.1",
     anchor_ms: int | None = None,
 ) -> None:
     """Serve a local exchange until interrupted (Ctrl-C stops it gracefully).
 
     ``anchor_ms`` fixes the start of the compressed timeline, so a restarted exchange with the
-    same seed, speed and anchor serves the same timeline as before.
+    same seed, speed and anchor serves the same timeline as before (with ``replay``: the wall
+    time the replay started at).  A bad replay file raises ``ReplayFileError`` before binding.
     """
     config = ExchangeConfig(
         host=host,
@@ -192,11 +211,11 @@ def main(
         symbols=tuple(symbols) if symbols else None,
         speed=speed,
         replay=replay,
-        clock=ScaledClock(speed, anchor_ms) if anchor_ms is not None else None,
+        anchor_ms=anchor_ms,
     )
+    exchange = LocalExchange(config)
 
     async def serve() -> None:
-        exchange = LocalExchange(config)
         await exchange.start()
         print(f"local exchange on {exchange.url} (ws {exchange.ws_url}); Ctrl-C to stop", flush=True)
         try:

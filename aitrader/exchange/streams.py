@@ -2,8 +2,9 @@
 
 Streams: ``<symbol>@ticker``, ``<symbol>@miniTicker``, ``<symbol>@kline_<interval>``. Frames are pushed
 every ``push_interval`` wall seconds; when a candle closes its final ``x: true`` frame goes out before
-the next candle's frames. SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY
-requests are answered as Binance documents them.
+the next candle's frames.  When replayed data ends, its last final frames go out and then nothing more.
+SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY requests are answered as
+Binance documents them.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 from dataclasses import dataclass, field
 
 from aiohttp import WSMsgType, web
 
 from aitrader.exchange.clock import MarketClock
-from aitrader.exchange.market import SyntheticMarket, align_open, next_open
+from aitrader.exchange.market import MarketData, align_open, next_open
 from aitrader.exchange.orders import MatchingEngine
 from aitrader.exchange.payloads import PayloadBuilder
-from aitrader.intervals import INTERVAL_MS
+
+log = logging.getLogger(__name__)
 
 _MAX_FINAL_FRAMES = 10
 _SEND_TIMEOUT = 5.0
@@ -45,7 +48,7 @@ class StreamHub:
 
     def __init__(
         self,
-        market: SyntheticMarket,
+        market: MarketData,
         engine: MatchingEngine,
         clock: MarketClock,
         push_interval: float = 1.0,
@@ -58,13 +61,14 @@ class StreamHub:
         self.push_interval = push_interval
         self.ping_interval = ping_interval
         self.connections: set[Connection] = set()
+        self._ended_logged = False
 
     def valid_stream(self, name: str) -> bool:
         """True for a stream this exchange serves."""
         symbol, _, kind = name.partition("@")
         if symbol.upper() not in self.market.specs or symbol != symbol.lower():
             return False
-        return kind in ("ticker", "miniTicker") or (kind.startswith("kline_") and kind[6:] in INTERVAL_MS)
+        return kind in ("ticker", "miniTicker") or (kind.startswith("kline_") and self.market.supports(kind[6:]))
 
     def routes(self) -> list[web.RouteDef]:
         """aiohttp route table."""
@@ -142,7 +146,10 @@ class StreamHub:
         """Payloads due on ``stream`` for ``conn`` now (final kline frames first)."""
         symbol_lower, _, kind = stream.partition("@")
         symbol = symbol_lower.upper()
+        ended = self.market.ended(symbol, now_ms)
         if kind in ("ticker", "miniTicker"):
+            if ended:
+                return []
             key: object = (symbol, kind)
             if key not in cache:
                 builder = self.payloads.ticker_event if kind == "ticker" else self.payloads.mini_ticker_event
@@ -154,24 +161,29 @@ class StreamHub:
         last = conn.kline_open.get(stream)
         if last is not None and last < current:
             t = last
-            while t < current:
+            while t < current and not self.market.ended(symbol, t):
                 opens.append(t)
                 t = next_open(t, interval)
             opens = opens[-_MAX_FINAL_FRAMES:]
-        opens.append(current)
+        if not ended:
+            opens.append(current)  # once the data has ended only final frames still go out
         conn.kline_open[stream] = current
         frames = []
         for open_ms in opens:
             key = (symbol, interval, open_ms)
             if key not in cache:
                 candle = self.market.candle(symbol, interval, open_ms, now_ms)
-                cache[key] = self.payloads.kline_event(candle, now_ms)
-            frames.append(cache[key])
+                cache[key] = None if candle is None else self.payloads.kline_event(candle, now_ms)
+            if cache[key] is not None:
+                frames.append(cache[key])
         return frames
 
     async def push_once(self) -> None:
         """Send every connection its due frames."""
         now = self.clock.now_ms()
+        if not self._ended_logged and all(self.market.ended(s, now) for s in self.market.symbols):
+            self._ended_logged = True
+            log.warning("replay finished: the last recorded candle has closed; streams stay open but send nothing more")
         self.engine.match_resting()
         cache: dict[object, object] = {}
         for conn in list(self.connections):
