@@ -155,7 +155,9 @@ class AitraderApp(App[None]):
 
     def _trader_saved(self, trader: dict[str, Any] | None) -> None:
         if trader is not None:
-            self.notify(f"Trader {trader.get('name')} saved", timeout=3)
+            inactive = trader.get("status") != "active"
+            self.notify(f"Trader {trader.get('name')} saved" + (", inactive: press t to enable it" if inactive else ""),
+                        timeout=6 if inactive else 3)
             self.action_refresh_data()
 
     def action_toggle_trader(self) -> None:

@@ -50,7 +50,7 @@ class PositionsPanel(Vertical):
         for position_id, position in state.positions.items():
             market = state.markets.get(position.get("symbol", ""), {})
             closes = tuple((market.get("sparkline") or ())[-TREND_WIDTH:])
-            fields = tuple(position.get(name) for name in SHOWN_FIELDS)
+            fields = tuple([position.get(name) for name in SHOWN_FIELDS])
             known = made.get(position_id)
             if known is None or known[0] != (fields, closes):
                 known = made[position_id] = ((fields, closes), _cells(fields, closes))

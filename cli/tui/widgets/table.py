@@ -79,6 +79,7 @@ class KeyedTable(DataTable):
         if wider:  # a column grows: every line moves, so invalidate everything as update_cell does
             self._require_update_dimensions = True
             self._update_count += 1
+            self._clear_caches()  # entries keyed on the old count would only slow `_forget_renders` down
             self.refresh()
         elif changed:
             self._forget_renders(changed)
