@@ -17,7 +17,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from textual.widgets import ContentSwitcher, DataTable, Input, RichLog, TextArea
+from textual.widgets import ContentSwitcher, DataTable, Input, RichLog, Static, TextArea
 
 from bench.engine import (
     api_key,
@@ -148,10 +148,10 @@ async def test_trader_with_a_bad_then_a_good_filter_fires_a_signal(engine: Engin
         status = lambda: screen_text(app, "#filter-status")  # noqa: E731
         await wait_for(pilot, lambda: "✗ line 2" in status(), "the engine's verdict on the bad filter", ENGINE_WAIT_S)
         assert "line 2, col 2" in status() and "not a filter helper" in status()
+        editor.query_one("#filter-status", Static).update("saving…")  # only the save's verdict replaces this
         await pilot.press("ctrl+s")  # the engine refuses to save it too, pointing at the same place
-        await wait_for(pilot, lambda: all(w.is_finished for w in app.workers if w.group == "save"),
-                       "the engine's answer to the save", ENGINE_WAIT_S)
-        assert "✗ line 2" in status()
+        await wait_for(pilot, lambda: "saving" not in status(), "the engine's answer to the save", ENGINE_WAIT_S)
+        assert "line 2, col 2" in status() and "not a filter helper" in status()
         assert app.screen is editor
         area.load_text("close[-1] > 0")
         await wait_for(pilot, lambda: "✓ valid" in status(), "the good filter to validate", ENGINE_WAIT_S)
