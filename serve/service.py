@@ -279,7 +279,7 @@ class ApiService:
             position = await self.backend.close_position(position_id, "manual")
         except Exception as exc:
             raise translate(exc, "position") from exc
-        self.state.load_positions([p for p in self.state.open_positions.values() if p["id"] != position_id])
+        self.state.positions.pop(position_id)
         return ClosedPosition.model_validate({"position": position})
 
     async def balance(self) -> Balances:

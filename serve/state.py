@@ -3,24 +3,85 @@
 The hot reads (`/api/markets`, `/api/positions?status=open`, `/status`) are answered from here
 without an actor hop: the event pump applies ``ticker_update``, ``position_update`` and
 ``engine`` events as they arrive, and a periodic refresh (supervisor + read-only storage)
-repairs anything missed. JSON bodies are encoded once per change and reused.
+repairs anything missed.
+
+Serving must stay cheap however fast events arrive (hundreds of ticks a second, each of which
+changes the snapshot): every market and position is validated and JSON-encoded once, when it
+changes, and a response body is only the join of those encoded rows, cached until the next
+change. A row that does not match its schema is left out (and logged) rather than served.
 """
 
 from __future__ import annotations
 
+import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import TypeAdapter
+from pydantic import BaseModel, ValidationError
 
 from aitrader.events import Event
-from serve.schemas import Markets, PositionOut
+from serve.schemas import Market, PositionOut
 
-_POSITIONS = TypeAdapter(list[PositionOut])
+log = logging.getLogger("aitrader.serve")
+
 _MARKET_FIELDS = ("price", "change24h", "volume24h")
 SPARKLINE_POINTS = 60
+
+
+class EncodedRows:
+    """Rows keyed by id, each kept with its schema-checked JSON, joined into one array on demand."""
+
+    def __init__(self, schema: type[BaseModel], order: Callable[[dict[str, Any]], Any], reverse: bool = False) -> None:
+        self.schema = schema
+        self.order = order
+        self.reverse = reverse
+        self.rows: dict[str, dict[str, Any]] = {}
+        self._encoded: dict[str, bytes] = {}
+        self._keys: list[str] | None = None  # encoded keys in order; re-sorted only when that can change
+        self._array: bytes | None = None
+
+    def put(self, key: str, row: dict[str, Any]) -> None:
+        """Store ``row`` under ``key`` and encode it (unchanged rows cost one comparison)."""
+        old = self.rows.get(key)
+        if old == row and key in self._encoded:
+            return
+        self.rows[key] = row
+        if key not in self._encoded or old is None or self.order(old) != self.order(row):
+            self._keys = None
+        try:
+            self._encoded[key] = self.schema.model_validate(row).model_dump_json().encode()
+        except ValidationError as exc:
+            self._encoded.pop(key, None)
+            self._keys = None
+            log.warning("%s %s left out: it does not match the schema (%d problems)", self.schema.__name__, key,
+                        exc.error_count())
+        self._array = None
+
+    def pop(self, key: str) -> None:
+        if self.rows.pop(key, None) is not None:
+            self._encoded.pop(key, None)
+            self._keys = self._array = None
+
+    def replace(self, rows: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        """Make the table exactly ``rows``, re-encoding only the ones that changed."""
+        fresh = dict(rows)
+        for key in [k for k in self.rows if k not in fresh]:
+            self.pop(key)
+        for key, row in fresh.items():
+            self.put(key, row)
+
+    def array(self) -> bytes:
+        """The JSON array of every valid row, in order (cached until a row changes)."""
+        if self._array is None:
+            if self._keys is None:
+                self._keys = sorted(self._encoded, key=lambda k: self.order(self.rows[k]), reverse=self.reverse)
+            self._array = b"[" + b",".join([self._encoded[k] for k in self._keys]) + b"]"
+        return self._array
+
+    def __len__(self) -> int:
+        return len(self.rows)
 
 
 class ReplicaState:
@@ -28,13 +89,16 @@ class ReplicaState:
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
-        self.markets: dict[str, dict[str, Any]] = {}
-        self.open_positions: dict[str, dict[str, Any]] = {}
+        self.markets = EncodedRows(Market, lambda m: m["symbol"])
+        self.positions = EncodedRows(PositionOut, lambda p: str(p.get("created_at") or ""), reverse=True)
         self.engine: dict[str, Any] | None = None
         self.local_counts: dict[str, int] = {}
         self.markets_at = clock()
-        self._markets_json: bytes | None = None
-        self._positions_json: bytes | None = None
+        self._bodies: dict[str, tuple[object, bytes]] = {}
+
+    @property
+    def open_positions(self) -> dict[str, dict[str, Any]]:
+        return self.positions.rows
 
     # ---- updates ----------------------------------------------------------------------------
     def apply(self, event: Event) -> None:
@@ -45,50 +109,47 @@ class ReplicaState:
         elif event.type == "position_update" and isinstance(data.get("id"), str):
             if data.get("status") == "open":
                 # Price marks carry only the moving fields: merge them into what is known.
-                self.open_positions[data["id"]] = {**self.open_positions.get(data["id"], {}), **data}
+                self.positions.put(data["id"], {**self.positions.rows.get(data["id"], {}), **data})
             else:
-                self.open_positions.pop(data["id"], None)
-            self._positions_json = None
+                self.positions.pop(data["id"])
         elif event.type == "engine" and data:
             self.engine = data
 
     def _tick(self, data: dict[str, Any]) -> None:
-        market = self.markets.get(data["symbol"])
-        if market is None:
-            market = self.markets[data["symbol"]] = {"symbol": data["symbol"], "sparkline": []}
+        known = self.markets.rows.get(data["symbol"])
+        market = dict(known) if known else {"symbol": data["symbol"], "sparkline": []}
         for name in _MARKET_FIELDS:
             if name in data:
                 market[name] = data[name]
         if "sparkline" in data and isinstance(data["sparkline"], list):
             market["sparkline"] = data["sparkline"][-SPARKLINE_POINTS:]
+        self.markets.put(data["symbol"], market)
         self.markets_at = self._clock()
-        self._markets_json = None
 
     def load_markets(self, rows: list[dict[str, Any]]) -> None:
         """Replace the market table with the supervisor's (an empty answer keeps what we have)."""
         if rows:
-            self.markets = {row["symbol"]: dict(row) for row in rows if isinstance(row.get("symbol"), str)}
+            self.markets.replace((row["symbol"], dict(row)) for row in rows if isinstance(row.get("symbol"), str))
             self.markets_at = self._clock()
-            self._markets_json = None
 
     def load_positions(self, rows: list[dict[str, Any]]) -> None:
         """Replace the open positions with a storage snapshot."""
-        self.open_positions = {row["id"]: row for row in rows if row.get("status") == "open"}
-        self._positions_json = None
+        self.positions.replace((row["id"], row) for row in rows if row.get("status") == "open")
 
     # ---- reads ------------------------------------------------------------------------------
     def markets_json(self) -> bytes:
-        if self._markets_json is None:
-            body = Markets.model_validate({
-                "markets": sorted(self.markets.values(), key=lambda m: m["symbol"]),
-                "timestamp": datetime.fromtimestamp(self.markets_at, UTC),
-            })
-            self._markets_json = body.model_dump_json().encode()
-        return self._markets_json
+        array = self.markets.array()
+        return self._body("markets", (array, self.markets_at), lambda: b'{"markets":' + array + b',"timestamp":"'
+                          + datetime.fromtimestamp(self.markets_at, UTC).isoformat().replace("+00:00", "Z").encode()
+                          + b'"}')
 
     def open_positions_json(self) -> bytes:
-        if self._positions_json is None:
-            rows = sorted(self.open_positions.values(), key=lambda p: str(p.get("created_at") or ""), reverse=True)
-            positions = _POSITIONS.validate_python(rows)
-            self._positions_json = b'{"positions":' + _POSITIONS.dump_json(positions) + b"}"
-        return self._positions_json
+        array = self.positions.array()
+        return self._body("positions", array, lambda: b'{"positions":' + array + b"}")
+
+    def _body(self, name: str, source: object, build: Callable[[], bytes]) -> bytes:
+        """The response body built from ``source``, rebuilt only when ``source`` changed."""
+        cached = self._bodies.get(name)
+        if cached is None or cached[0] != source:
+            cached = self._bodies[name] = (source, build())
+        return cached[1]
