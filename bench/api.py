@@ -3,14 +3,17 @@
 Starts its own Ray, an EventHub and a Store (tmp SQLite with 50 open positions), feeds 100
 symbols of ticker state through the hub, deploys the API, then measures:
 
-* ``/api/markets`` and ``/api/positions?status=open`` at 200 requests/s each, open-loop pacing
-  over keep-alive connections (latency from each request's scheduled start);
+* ``/api/markets`` and ``/api/positions?status=open`` at 200 requests/s each, open-loop over 8
+  keep-alive connections: latency counts from each request's scheduled time, so a stall shows
+  in every request it delays;
+* ``floor_*``: the same against a one-route app deployed with the API's options, the cost of
+  Serve's proxy -> replica path itself on this machine;
 * ``ws_p99_ms``: an event published to the hub until each of 50 subscribed clients has it.
 
-The last line printed is one JSON object (with the load average before and after, since on a
-shared machine the numbers mean little without it). The run is bounded: every network wait has
-a timeout, ``BENCH_TIMEOUT_S`` (default 900) caps the whole run, and Serve, Ray and the temp
-folder are cleaned up however it ends; a failed run prints ``{"error": ...}`` and exits 1.
+The last line printed is one JSON object, with the load average before and after. The run is
+bounded (timeouts on every network wait, ``BENCH_TIMEOUT_S`` default 900 for the whole run) and
+cleans up Serve, Ray and its temp folder however it ends; a failed run prints ``{"error": ...}``
+and exits 1.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import deque
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -36,10 +41,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 KEY = "bench-api-key-0123456789abcdef"
 RATE = 200
+#: Keep-alive connections the requests of one route share (open loop: a late answer delays no schedule).
+CONNECTIONS = 8
 SECONDS = float(os.environ.get("BENCH_SECONDS", "8"))
 WS_CLIENTS = 50
 WS_EVENTS = 100
 TIMEOUT_S = int(os.environ.get("BENCH_TIMEOUT_S", "900"))
+FLOOR_BODY = b'{"ok":true}'
+Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
 def _free_port() -> int:
@@ -49,46 +58,96 @@ def _free_port() -> int:
 
 
 def _pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
 
 
-async def _paced(client, path: str) -> list[float]:  # noqa: ANN001
+class KeepAliveClient:
+    """HTTP/1.1 GETs over a fixed set of keep-alive connections; a request waits (FIFO) for a free one.
+
+    Minimal on purpose: the load generator shares the 2 cores with the server, and httpx's pool
+    was measured at ~20 ms of CPU per request once a backlog formed (this: ~0.5 ms).
+    """
+
+    def __init__(self, port: int, connections: int) -> None:
+        self.port, self.connections = port, connections
+        self.idle: deque[Conn] = deque()
+        self.waiting: deque[asyncio.Future[Conn]] = deque()
+
+    async def _connect(self) -> Conn:
+        return await asyncio.wait_for(asyncio.open_connection("127.0.0.1", self.port), 30)
+
+    async def __aenter__(self) -> KeepAliveClient:
+        self.idle.extend([await self._connect() for _ in range(self.connections)])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+    async def get(self, path: str) -> tuple[int, bytes]:
+        """(status, body) of ``GET path``; the response must carry a Content-Length."""
+        if self.idle:
+            conn = self.idle.popleft()
+        else:
+            self.waiting.append(asyncio.get_running_loop().create_future())
+            conn = await self.waiting[-1]
+        try:
+            reader, writer = conn
+            writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {KEY}\r\n\r\n".encode())
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            lengths = [int(line[15:]) for line in head.split(b"\r\n") if line[:15].lower() == b"content-length:"]
+            if not lengths:
+                raise RuntimeError(f"no Content-Length in the response to {path}: {head[:200]!r}")
+            return int(head[9:12]), await asyncio.wait_for(reader.readexactly(lengths[0]), 30)
+        except Exception:
+            conn[1].close()  # its state is unknown: replace it
+            conn = await self._connect()
+            raise
+        finally:
+            if self.waiting:  # hand the connection straight to the oldest waiting request
+                self.waiting.popleft().set_result(conn)
+            else:
+                self.idle.append(conn)
+
+
+async def _paced(client: KeepAliveClient, path: str, check: Callable[[bytes], bool]) -> list[float]:
+    """Open loop: request i is due at start + i/RATE whatever happened before; latency counts from then."""
     loop = asyncio.get_running_loop()
     start = loop.time() + 0.1
     latencies: list[float] = []
-    errors = 0
+    failures: list[str] = []
 
-    async def one(at: float) -> None:
-        nonlocal errors
-        await asyncio.sleep(max(0.0, at - loop.time()))
+    async def one(due: float) -> None:
+        await asyncio.sleep(max(0.0, due - loop.time()))
         try:
-            response = await client.get(path)
-        except Exception:  # httpx timeouts and connection errors count as failures
-            errors += 1
+            status, body = await client.get(path)
+        except Exception as exc:  # a dropped connection or a timeout counts as a failure
+            failures.append(type(exc).__name__)
             return
-        if response.status_code != 200:
-            errors += 1
-        latencies.append((loop.time() - at) * 1000)
+        latencies.append((loop.time() - due) * 1000)
+        if status != 200 or not check(body):
+            failures.append(f"{status}: {body[:100]!r}")
 
     total = int(RATE * SECONDS)
     await asyncio.gather(*(one(start + i / RATE) for i in range(total)))
-    if errors:
-        raise RuntimeError(f"{errors} of {total} requests to {path} failed")
+    if failures:
+        raise RuntimeError(f"{len(failures)} of {total} requests to {path} failed, e.g. {failures[0]}")
     return latencies
 
 
-async def _http(base: str) -> dict[str, float]:
-    import httpx
-
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {KEY}"}, limits=limits,
-                                 timeout=10) as client:
-        await _paced(client, "/api/markets")  # warm-up: connections and caches
-        markets = await _paced(client, "/api/markets")
-        positions = await _paced(client, "/api/positions?status=open")
-    return {"markets_p50_ms": statistics.median(markets), "markets_p99_ms": _pct(markets, 0.99),
-            "positions_p50_ms": statistics.median(positions), "positions_p99_ms": _pct(positions, 0.99)}
+async def _http(port: int) -> dict[str, float]:
+    measured: dict[str, float] = {}
+    async with KeepAliveClient(port, CONNECTIONS) as client:
+        markets: Callable[[bytes], bool] = lambda body: len(json.loads(body)["markets"]) == 100  # noqa: E731
+        await _paced(client, "/api/markets", markets)  # warm-up: connections and caches
+        for name, path, check in (("floor", "/floor/ping", lambda body: body == FLOOR_BODY),
+                                  ("markets", "/api/markets", markets),
+                                  ("positions", "/api/positions?status=open",
+                                   lambda body: len(json.loads(body)["positions"]) == 50)):
+            latencies = await _paced(client, path, check)
+            measured[f"{name}_p50_ms"] = statistics.median(latencies)
+            measured[f"{name}_p99_ms"] = _pct(latencies, 0.99)
+    return measured
 
 
 async def _ws(port: int, events) -> float:  # noqa: ANN001
@@ -109,12 +168,10 @@ async def _ws(port: int, events) -> float:  # noqa: ANN001
 
     try:
         for _ in range(WS_CLIENTS):
-            ws = await websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"},
-                                          open_timeout=60)
-            clients.append(ws)
+            clients.append(ws := await websockets.connect(url, additional_headers={"Authorization": f"Bearer {KEY}"},
+                                                          open_timeout=60))
             await ws.send(json.dumps({"type": "subscribe", "data": {"channels": ["logs"]}}))
-            reply = json.loads(await asyncio.wait_for(ws.recv(), 60))
-            if reply.get("type") != "subscribed":
+            if (reply := json.loads(await asyncio.wait_for(ws.recv(), 60))).get("type") != "subscribed":
                 raise RuntimeError(f"subscribe answered {reply}")
         readers = asyncio.gather(*(reader(ws) for ws in clients))
         try:
@@ -131,7 +188,7 @@ async def _ws(port: int, events) -> float:  # noqa: ANN001
 
 
 def _load() -> list[float]:
-    return [round(x, 2) for x in os.getloadavg()]
+    return [round(x, 2) for x in os.getloadavg()]  # 1, 5 and 15 minutes
 
 
 def _timed_out(signum: int, frame: object) -> None:
@@ -161,8 +218,7 @@ def main() -> None:
         result = _run(folder)
         result.update(load_before=load_before, load_after=_load())
     except BaseException as exc:
-        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "load_before": load_before,
-                          "load_after": _load()}))
+        print(json.dumps({"error": f"{type(exc).__name__}: {exc}", "load_before": load_before, "load_after": _load()}))
         raise SystemExit(1) from None
     finally:
         signal.alarm(0)
@@ -175,6 +231,23 @@ def main() -> None:
             ray.shutdown()
             shutil.rmtree(folder, ignore_errors=True)
     print(json.dumps(result))
+
+
+def _deploy_floor() -> None:
+    """A one-route app with the API's deployment options: what any route costs through Serve here."""
+    from fastapi import FastAPI, Response
+    from ray import serve
+
+    from serve.deployment import replica_options
+
+    floor = FastAPI()
+
+    @floor.get("/ping")
+    async def ping() -> Response:  # async: a sync route would add a thread-pool hop
+        return Response(FLOOR_BODY, media_type="application/json")
+
+    deployment = serve.deployment(name="Floor", **replica_options())(serve.ingress(floor)(type("Floor", (), {})))
+    serve.run(deployment.bind(), name="floor", route_prefix="/floor")
 
 
 def _run(folder: Path) -> dict[str, object]:
@@ -190,21 +263,18 @@ def _run(folder: Path) -> dict[str, object]:
     from serve.ratelimit import RateLimits
 
     settings = Settings(api_key=SecretStr(KEY), user_id="bench", sqlite_path=folder / "data.db")
-    events = EventHub.remote()
-    store = Store.remote(settings)
+    events, store = EventHub.remote(), Store.remote(settings)
     ray.get([events.ping.remote(), store.ping.remote()], timeout=300)
     ray.get([store.call.remote("create_position", Position.model_validate({
         "user_id": "bench", "symbol": f"SYM{i:03d}USDT", "side": "LONG", "entry_price": Decimal("100"),
         "size": Decimal("1.5"), "current_price": Decimal("101")})) for i in range(50)], timeout=300)
-    tickers = [
-        ("tickers", "ticker_update", {"symbol": f"SYM{i:03d}USDT", "price": f"{100 + i}.25", "change24h": "1.5",
-                                      "volume24h": "123456.7", "sparkline": [float(j) for j in range(24)]})
-        for i in range(100)]
+    tickers = [("tickers", "ticker_update", {"symbol": f"SYM{i:03d}USDT", "price": f"{100 + i}.25", "change24h": "1.5",
+                                             "volume24h": "123456.7", "sparkline": [float(j) for j in range(24)]})
+               for i in range(100)]
     port = _free_port()
     start_api(settings, port, store=store, events=events, host="127.0.0.1",
               limits=RateLimits(data_per_min=10**9, orders_per_min=10**9))
-    base = f"http://127.0.0.1:{port}"
-    headers = {"Authorization": f"Bearer {KEY}"}
+    base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         # Without a supervisor the replica has no market snapshot: its read state follows the hub
@@ -220,7 +290,8 @@ def _run(folder: Path) -> dict[str, object]:
         time.sleep(0.5)
     else:
         raise RuntimeError("the API did not come up with 100 markets and 50 open positions")
-    measured = asyncio.run(_http(base))
+    _deploy_floor()
+    measured = asyncio.run(_http(port))
     measured["ws_p99_ms"] = asyncio.run(_ws(port, events))
     result: dict[str, object] = {name: round(value, 2) for name, value in measured.items()}
     result.update(rate_per_s=RATE, seconds_per_route=SECONDS, ws_clients=WS_CLIENTS, ws_events=WS_EVENTS)
