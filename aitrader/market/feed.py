@@ -44,6 +44,7 @@ from aitrader.market.stats import LatencyWindow, Staleness
 from aitrader.market.tasks import supervise
 from aitrader.market.wire import (
     WS_DECODER,
+    Kline,
     KlineEvent,
     ServerShutdown,
     TickerEvent,
@@ -131,6 +132,7 @@ class MarketFeed:
         self._symbols: dict[str, None] = {}
         self._latency = LatencyWindow()
         self._staleness = Staleness()
+        self._last_seen = self._staleness.last_seen  # written on every message (hot path)
         self._pending_prices: dict[str, TickerEvent] = {}
         self._stash: list[bytes] | None = None
         self._control: asyncio.Queue[tuple[str, list[str], list[tuple[str, str]]]] = asyncio.Queue()
@@ -280,7 +282,7 @@ class MarketFeed:
             self._reconcile(streams)
             try:
                 await supervise(
-                    terminal=[self._read(ws), self._wait_for_stop(), self._renew_after_max_age()],
+                    terminal=[self.read(ws), self._wait_for_stop(), self._renew_after_max_age()],
                     helpers=[self._initial_backfill(http), self._send_control(ws, http),
                              self._repair_gaps(http), self._flush_prices()],
                 )
@@ -291,13 +293,15 @@ class MarketFeed:
                     reply.cancel()
                 self._replies.clear()
 
-    async def _read(self, ws: ClientConnection) -> None:
+    async def read(self, ws: ClientConnection) -> None:
+        """The session's reader: apply every frame (stashed while a backfill runs) until ``ws`` closes."""
         max_stashed = self.config.max_stashed_frames
+        recv, on_message = ws.recv, self.on_message
         while True:
-            raw = await ws.recv(decode=False)
+            raw = await recv(decode=False)
             stash = self._stash
             if stash is None:
-                self.on_message(raw)
+                on_message(raw)
             elif len(stash) < max_stashed:
                 stash.append(raw)
             else:
@@ -386,25 +390,15 @@ class MarketFeed:
         self._last_message_at = now
         if type(data) is KlineEvent:
             self._latency.record(now * 1000.0 - data.event_time)
-            self._staleness.last_seen[data.symbol] = now
+            self._last_seen[data.symbol] = now
             kline = data.kline
             applied = self.buffers.apply_kline(kline)
             if applied is None or applied is Applied.IGNORED:
                 return
-            if applied is Applied.GAP:
-                buffer = self.buffers.buffer(kline.symbol, kline.interval)
-                if buffer.last_gap is not None:
-                    self._gaps += 1
-                    self.events.put(GapDetected(kline.symbol, kline.interval, *buffer.last_gap))
-                    self._repairs.put_nowait((kline.symbol, kline.interval))
-            if applied is not Applied.REPLACED:
-                self.events.put(CandleClosed(
-                    kline.symbol, kline.interval, kline.open_time, kline.close_time, Decimal(kline.open),
-                    Decimal(kline.high), Decimal(kline.low), Decimal(kline.close), Decimal(kline.volume),
-                ))
+            self._on_closed(kline, applied)
         elif type(data) is TickerEvent:
             self._latency.record(now * 1000.0 - data.event_time)
-            self._staleness.last_seen[data.symbol] = now
+            self._last_seen[data.symbol] = now
             if data.symbol in self._symbols:
                 self.buffers.update_ticker(data)
                 self._pending_prices[data.symbol] = data
@@ -413,6 +407,20 @@ class MarketFeed:
         elif data is None:
             decode_ws_message(raw)  # raises when the message is neither a reply nor an error
             self._on_reply(message)
+
+    def _on_closed(self, kline: Kline, applied: Applied) -> None:
+        """Events for a closed kline the buffer took (appended after a gap, appended, or replaced)."""
+        if applied is Applied.GAP:
+            buffer = self.buffers.buffer(kline.symbol, kline.interval)
+            if buffer.last_gap is not None:
+                self._gaps += 1
+                self.events.put(GapDetected(kline.symbol, kline.interval, *buffer.last_gap))
+                self._repairs.put_nowait((kline.symbol, kline.interval))
+        if applied is not Applied.REPLACED:
+            self.events.put(CandleClosed(
+                kline.symbol, kline.interval, kline.open_time, kline.close_time, Decimal(kline.open),
+                Decimal(kline.high), Decimal(kline.low), Decimal(kline.close), Decimal(kline.volume),
+            ))
 
     def _on_reply(self, message: WsMessage) -> None:
         reply = self._replies.get(message.id) if isinstance(message.id, int) else None
