@@ -15,6 +15,7 @@ import itertools
 import threading
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import numpy as np
@@ -110,22 +111,19 @@ class RecordedSeries:
     def aggregate(self, start_ms: int, end_ms: int) -> Agg | None:
         """Aggregate of the recorded market over [start_ms, end_ms); None if nothing was recorded there."""
         times, step = self.open_times, self.step
-        first = max(0, bisect_right(times, start_ms) - 1)
-        stop = bisect_left(times, end_ms)
+        if end_ms <= start_ms:
+            return None
+        whole_from = bisect_left(times, start_ms)  # rows wholly inside: open >= start, open + step <= end
+        whole_to = bisect_right(times, end_ms - step)
         parts: list[Agg] = []
-        whole_from: int | None = None
-        for i in range(first, stop):
-            begin, end = max(start_ms - times[i], 0), min(end_ms - times[i], step)
-            if begin >= end:
-                continue
-            if begin == 0 and end == step:
-                whole_from = i if whole_from is None else whole_from
-                if i + 1 < stop and min(end_ms - times[i + 1], step) == step:
-                    continue  # the next row is whole too: extend the run
-                parts.append(self._whole(whole_from, i + 1))
-                whole_from = None
-            else:
-                parts.append(self._partial(i, begin, end))
+        head = whole_from - 1  # a row open at start_ms
+        if head >= 0 and times[head] + step > start_ms:
+            parts.append(self._partial(head, start_ms - times[head], min(end_ms - times[head], step)))
+        if whole_to > whole_from:
+            parts.append(self._whole(whole_from, whole_to))
+        tail = max(whole_to, whole_from)  # a row still open at end_ms
+        if tail < len(times) and times[tail] < end_ms and tail != head:
+            parts.append(self._partial(tail, 0, end_ms - times[tail]))
         return combine(parts) if parts else None
 
     def price_ticks(self, now_ms: int) -> int:
@@ -175,6 +173,17 @@ class ReplayMarket:
     def symbols(self) -> list[str]:
         """Listed symbol names."""
         return list(self.specs)
+
+    def describe(self, speed: float) -> str:
+        """One line for the operator: what is replayed, over which span, how fast."""
+        def when(ms: int) -> str:
+            return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+        wall_s = (self.end_ms - self.start_ms) / 1000 / speed
+        return (
+            f"replaying {len(self.specs)} symbol(s) of {self.interval} candles from {when(self.start_ms)} "
+            f"to {when(self.end_ms)} at {speed:g}x (about {wall_s / 60:.1f} min); streams stop at the end"
+        )
 
     def to_price(self, symbol: str, ticks: int) -> Decimal:
         """Convert a price in ticks to a Decimal price."""

@@ -218,6 +218,8 @@ def main(
     async def serve() -> None:
         await exchange.start()
         print(f"local exchange on {exchange.url} (ws {exchange.ws_url}); Ctrl-C to stop", flush=True)
+        if isinstance(exchange.market, ReplayMarket):
+            print(exchange.market.describe(speed), flush=True)
         try:
             await asyncio.Event().wait()
         finally:

@@ -131,3 +131,20 @@ async def test_exchange_serves_the_file_over_rest_and_websockets(replay_file: Pa
     assert response.json() == ROWS
     assert finer.status_code == 400 and finer.json()["code"] == -1120
     assert ticker["lastPrice"] == ROWS[-1][4] and ticker["openPrice"] == ROWS[0][1]
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [(0, 7 * MIN), (30_000, 90_000), (10_000, 20_000), (59_999, 5 * MIN + 1), (3 * MIN + 1, 6 * MIN), (4 * MIN, 5 * MIN)],
+)
+def test_aggregate_over_any_span_matches_row_by_row(market: ReplayMarket, start: int, end: int) -> None:
+    series = market._series["BTCUSDT"]
+    parts = [
+        series._partial(i, max(0, T0 + start - t), min(MIN, T0 + end - t))
+        for i, t in enumerate(series.open_times)
+        if t < T0 + end and t + MIN > T0 + start
+    ]
+
+    got = market.aggregate("BTCUSDT", T0 + start, T0 + end)
+
+    assert got == (combine(parts) if parts else None)
