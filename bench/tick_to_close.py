@@ -1,20 +1,28 @@
 """Tick-to-close benchmark: a price push that crosses a stop-loss, to the position stored as closed.
 
-Real Monitor, Executor, Store and EventHub actors on a local Ray, paper broker, SQLite. Opens
+Real Monitor, Executor, Store and EventHub actors on a fresh local Ray, paper broker, SQLite. Opens
 ``--triggers`` positions (spread over ``--symbols`` symbols, staggered stops), then pushes one
 price at a time, ``--interval`` seconds apart, each crossing exactly one stop. Latency per
 trigger: from just before ``Monitor.on_prices`` is called (the moment a stream shard hands its
 price batch over) to the position's ``closed_at`` in SQLite (stamped inside the closing write,
 just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms in
-bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms.
+bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
+(or ``{"error": ...}`` and exit status 1).
 
-    .venv/bin/python bench/tick_to_close.py [--triggers 1000] [--symbols 100] [--interval 0.02]
+Each paper fill rewrites the account's balance rows (one per asset held: ``--symbols`` + 1), so
+the symbol count is part of the cost measured.
+
+    RAY_USAGE_STATS_ENABLED=0 flock /tmp/aitrader-ray.lock .venv/bin/python bench/tick_to_close.py \
+        [--triggers 1000] [--symbols 100] [--interval 0.02]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -34,7 +42,7 @@ from actors.store import Store  # noqa: E402
 from aitrader.config import Settings  # noqa: E402
 from aitrader.models import PositionStatus  # noqa: E402
 
-TIMEOUT = 120
+TIMEOUT = 300
 STOP_STEP = Decimal("0.05")
 
 
@@ -55,21 +63,16 @@ def percentile(values: list[float], pct: float) -> float:
     return ordered[index]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--triggers", type=int, default=1000)
-    parser.add_argument("--symbols", type=int, default=100)
-    parser.add_argument("--interval", type=float, default=0.02, help="seconds between price pushes")
-    args = parser.parse_args()
+def load() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     per_symbol = -(-args.triggers // args.symbols)
     symbols = [f"SYM{i:03d}USDT" for i in range(args.symbols)]
-
-    ray.init(include_dashboard=False, num_cpus=4, log_to_driver=False, namespace="bench-tick-to-close",
-             runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
-    home = Path(tempfile.mkdtemp(prefix="tick-to-close-"))
     settings = Settings(user_id="bench", sqlite_path=home / "data.db", paper_trading=True,
                         paper_starting_balance=1_000_000_000, paper_slippage_bps=0,
-                        max_open_positions=min(1000, args.triggers))
+                        max_open_positions=args.triggers)
     store = Store.remote(settings)
     events = EventHub.remote()
     executor = Executor.options(name="bench-executor").remote(settings, store, events, "bench-monitor",
@@ -90,12 +93,12 @@ def main() -> None:
     deadline = time.monotonic() + TIMEOUT
     while ray.get(monitor.stats.remote(), timeout=TIMEOUT)["tracked"] < len(position_of):
         if time.monotonic() > deadline:
-            raise SystemExit("the monitor never tracked every position")
+            raise RuntimeError("the monitor never tracked every position")
         time.sleep(0.1)
-    open_s = time.perf_counter() - started
-    print(f"opened {len(position_of)} positions in {open_s:.1f} s", file=sys.stderr)
+    print(f"opened {len(position_of)} positions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     # Trigger them one push at a time; each push crosses exactly one stop.
+    load_before = load()
     pushed_at: dict[str, float] = {}
     for j in range(per_symbol):
         for s in symbols:
@@ -113,14 +116,13 @@ def main() -> None:
         if not still_open:
             break
         if time.monotonic() > deadline:
-            raise SystemExit(f"{len(still_open)} positions were never closed")
+            raise RuntimeError(f"{len(still_open)} positions were never closed")
         time.sleep(0.2)
     latencies = [(p.closed_at.timestamp() - pushed_at[p.id]) * 1000 for p in stored if p.id in pushed_at]
     exits = [o for o in ray.get(store.call.remote("list_orders", "bench", limit=10_000), timeout=TIMEOUT)
              if o.purpose == "exit"]
     stats = ray.get(monitor.stats.remote(), timeout=TIMEOUT)
-    ray.shutdown()
-    print(json.dumps({
+    return {
         "benchmark": "tick_to_close",
         "triggers": len(latencies),
         "exit_orders": len(exits),
@@ -131,9 +133,37 @@ def main() -> None:
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
         "mean_ms": round(statistics.fmean(latencies), 2),
+        "load_before": load_before,
+        "load_after": load(),
         "measured": "Monitor.on_prices call -> closed_at in SQLite; add the shard's apply time (p99 < 1 ms)",
-    }))
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--triggers", type=int, default=1000)
+    parser.add_argument("--symbols", type=int, default=100)
+    parser.add_argument("--interval", type=float, default=0.02, help="seconds between price pushes")
+    args = parser.parse_args()
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    home = Path(tempfile.mkdtemp(prefix="tick-to-close-"))
+    try:
+        ray.init(address="local", include_dashboard=False, num_cpus=4, log_to_driver=False,
+                 namespace="bench-tick-to-close", runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
+        result = run(args, home)
+    except BaseException as error:  # also Ctrl-C and an outer timeout's SIGTERM (see the handler below)
+        print(json.dumps({"benchmark": "tick_to_close", "error": f"{type(error).__name__}: {error}"}))
+        raise SystemExit(1) from None
+    finally:
+        ray.shutdown()
+        shutil.rmtree(home, ignore_errors=True)
+    print(json.dumps(result))
+
+
+def _terminated(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt("SIGTERM")
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _terminated)
     main()
