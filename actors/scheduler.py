@@ -174,6 +174,10 @@ class Scheduler:
                 self._shard_versions[index] += 1
         queued = self.core.candles_closed(closed)
         if queued:
+            # Ask the shards for the new frames now, while the checks are being dispatched.
+            for index, interval in {(self._symbol_shard.get(s), i) for s, i, _ in closed}:
+                if index is not None:
+                    self._frames.get(index, interval, self._shard_versions[index])
             self._wake.set()
         return queued
 

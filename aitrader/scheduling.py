@@ -172,16 +172,35 @@ class CheckScheduler:
 
     def candles_closed(self, closed: Iterable[ClosedCandle]) -> int:
         """Queue checks for the traders watching these candles; return how many traders were queued."""
-        queued = 0
         now_s = self.clock.wall_s()
+        fresh: dict[str, list[tuple[tuple[str, str], int]]] = {}  # per trader, in notice order
         for symbol, interval, open_time in closed:
-            for trader_id in self._by_key.get((symbol, interval), ()):
-                state = self._traders[trader_id]
+            key = (symbol, interval)
+            for trader_id in self._by_key.get(key, ()):
                 self.counters.triggers += 1
-                if state.checked.get((symbol, interval), -1) >= open_time:
+                if self._traders[trader_id].checked.get(key, -1) >= open_time:
                     self.counters.skipped += 1
-                    continue
-                queued += self._enqueue(state, {interval}, "candle_close", now_s, {(symbol, interval): open_time})
+                else:
+                    fresh.setdefault(trader_id, []).append((key, open_time))
+        queued = 0
+        for trader_id, candles in fresh.items():  # one enqueue per trader, counted per trigger
+            before = (self.counters.coalesced, self.counters.dropped, self.counters.stale_skipped,
+                      self.counters.paused_skipped)
+            merged: dict[tuple[str, str], int] = {}
+            for key, open_time in candles:
+                merged[key] = max(open_time, merged.get(key, -1))
+            state = self._traders[trader_id]
+            added = self._enqueue(state, {interval for _, interval in merged}, "candle_close", now_s, merged)
+            queued += added
+            rest = len(candles) - 1  # the other triggers end as the first did: merged into it, or refused
+            if added or self.counters.coalesced > before[0]:
+                self.counters.coalesced += rest
+            elif self.counters.dropped > before[1]:
+                self.counters.dropped += rest
+            elif self.counters.stale_skipped > before[2]:
+                self.counters.stale_skipped += rest
+            elif self.counters.paused_skipped > before[3]:
+                self.counters.paused_skipped += rest
         return queued
 
     def tick(self) -> int:

@@ -4,10 +4,11 @@ Prints one JSON object as its last line: ``eval_ms``, ``talib_loop_ms``, ``panda
 ``eval_vs_talib`` and ``pandas_vs_eval``; then, end to end through the Scheduler actor, the
 FilterWorker pool and a StreamShard fed by a local exchange with 100 symbols, with candle
 closes offered at a fixed rate: ``checks_per_s`` (sustained) and ``check_p99_ms`` (candle-close
-trigger to processed result).  The measuring
-functions are importable so other benchmarks can reuse them.  Load averages are reported
-alongside: on a shared machine the timings mean little without them.
-Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part).
+trigger to processed result).  The measuring functions are importable so other benchmarks can
+reuse them.  Load averages are reported alongside: on a shared machine timings mean little
+without them.
+Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part, ``--rate N`` offers
+N checks/s instead of 1250).
 """
 
 from __future__ import annotations
@@ -275,6 +276,7 @@ if __name__ == "__main__":
 
     results: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()], **measure()}
     if "--no-e2e" not in sys.argv:
-        results.update(measure_checks())
+        rate = float(sys.argv[sys.argv.index("--rate") + 1]) if "--rate" in sys.argv else 1250.0
+        results.update(measure_checks(offered_checks_per_s=rate))
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results))

@@ -1,14 +1,15 @@
 """Dispatch batching: traders of one filter stay together, workers get balanced batches, one frame
-request per shard, interval and candle close."""
+request per shard, interval and candle close; a notice of many closes queues one check per trader."""
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
 
 from aitrader.batching import FrameRefs, plan_batches
-from aitrader.scheduling import CheckTrader
+from aitrader.scheduling import CheckScheduler, CheckTrader, MarketClock, TraderPlan
 
 
 def check(trader: int, code: int) -> CheckTrader:
@@ -87,3 +88,32 @@ def test_old_or_failed_frames_are_requested_again() -> None:
     assert second is not first
     refs.forget(0, "1m")
     assert refs.get(0, "1m", version=1) is not second
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_one_notice_of_many_closes_counts_and_queues_like_one_close_per_notice(seed: int) -> None:
+    # Arrange: two schedulers with the same traders, a small queue (drops) and a stale symbol
+    rng = random.Random(seed)
+    symbols = [f"S{i}USDT" for i in range(8)]
+    plans = [
+        TraderPlan(f"t{i}", tuple(rng.sample(symbols, 3)), ("1m",), 60, "close[-1] > 0", f"h{i % 3}")
+        for i in range(12)
+    ]
+    cores = [CheckScheduler(MarketClock(wall=lambda: 1_700_000_000.0), max_queue=7) for _ in range(2)]
+    for core in cores:
+        for one in plans:
+            core.upsert(one)
+        core.candles_closed([(symbol, "1m", 3) for symbol in symbols])
+        started = core.take(2)  # two traders in flight, the others still queued
+        core.set_stale({symbols[0]})
+        core.finish(started[0], {(symbols[1], "1m"): 5})
+    closed = [(rng.choice(symbols), "1m", rng.choice([4, 5, 6])) for _ in range(20)]
+    # Act
+    together = cores[0].candles_closed(closed)
+    one_by_one = sum(cores[1].candles_closed([close]) for close in closed)
+    # Assert
+    assert together == one_by_one
+    assert vars(cores[0].counters) == vars(cores[1].counters)
+    assert [(c.trader_id, c.timeframes) for c in cores[0].take(100)] == [
+        (c.trader_id, c.timeframes) for c in cores[1].take(100)
+    ]
