@@ -35,6 +35,7 @@ class KeyedTable(DataTable):
         self._column_keys = [ColumnKey(key) for key, _ in columns]
         self._rows: dict[str, tuple[Any, ...]] = {}
         self._row_order: list[str] = []
+        self._row_index: dict[str, int] = {}
 
     def on_mount(self) -> None:
         for key, label in self._column_spec:
@@ -45,6 +46,7 @@ class KeyedTable(DataTable):
         order = list(rows)
         if order != self._row_order:
             self._rebuild(rows)
+            self._row_index = {key: index for index, key in enumerate(order)}
         else:
             self._update_cells(rows)
         self._rows = dict(rows)
@@ -60,6 +62,7 @@ class KeyedTable(DataTable):
 
     def _update_cells(self, rows: dict[str, tuple[Any, ...]]) -> None:
         changed: dict[str, list[int]] = {}
+        widths = [self.columns[key].content_width for key in self._column_keys]
         wider = False
         for row_key, cells in rows.items():
             old = self._rows[row_key]
@@ -69,12 +72,11 @@ class KeyedTable(DataTable):
             if not columns:
                 continue
             changed[row_key] = columns
-            data = self._data[RowKey(row_key)]
+            data = self._data[row_key]  # type: ignore[index]  # a RowKey equals and hashes as its string
             for i in columns:
-                column_key = self._column_keys[i]
-                data[column_key] = cells[i]
-                if _width(cells[i]) > self.columns[column_key].content_width:
-                    self._updated_cells.add(CellKey(RowKey(row_key), column_key))
+                data[self._column_keys[i]] = cells[i]
+                if _width(cells[i]) > widths[i]:
+                    self._updated_cells.add(CellKey(RowKey(row_key), self._column_keys[i]))
                     wider = True
         if wider:  # a column grows: every line moves, so invalidate everything as update_cell does
             self._require_update_dimensions = True
@@ -86,13 +88,15 @@ class KeyedTable(DataTable):
 
     def _forget_renders(self, changed: dict[str, list[int]]) -> None:
         """Drop the cached renders of the changed cells and repaint their rows."""
-        cells = {(RowKey(row_key), self._column_keys[i]) for row_key, columns in changed.items() for i in columns}
-        row_keys = {RowKey(row_key) for row_key in changed}
-        for cell_key in [k for k in self._cell_render_cache.keys() if (k[0], k[1]) in cells]:  # noqa: SIM118
+        # Keys compared through their plain strings: hashing Textual's key objects costs a Python call each.
+        names = [key for key, _ in self._column_spec]
+        cells = {(row_key, names[i]) for row_key, columns in changed.items() for i in columns}
+        for cell_key in [k for k in self._cell_render_cache.keys()  # noqa: SIM118 - no __iter__
+                         if (k[0].value, k[1].value) in cells]:
             self._cell_render_cache.discard(cell_key)
-        for line_key in [k for k in self._row_render_cache.keys() if k[0] in row_keys]:  # noqa: SIM118
+        for line_key in [k for k in self._row_render_cache.keys() if k[0].value in changed]:  # noqa: SIM118
             self._row_render_cache.discard(line_key)
-        indices = [index for index in map(self._row_locations.get, row_keys) if index is not None]
+        indices = [self._row_index[row_key] for row_key in changed]
         for index in indices:
             self._row_renderable_cache.discard((self._update_count, index))
         self._line_cache.clear()
