@@ -46,6 +46,7 @@ class AitraderApp(App[None]):
         self.live = live
         self.state = TuiState(client.address)
         self.main = MainScreen(self.state)
+        self._saved_trader_id: str | None = None
 
     def on_mount(self) -> None:
         self.theme = "tokyo-night"
@@ -95,6 +96,9 @@ class AitraderApp(App[None]):
     def _snapshot(self, message: SnapshotLoaded) -> None:
         self.state.load(message.snapshot)
         self.main.update_panels({"header", *PANEL_IDS})
+        if self._saved_trader_id is not None and self.main.current == "traders" \
+                and self.main.query_one(TradersPanel).select(self._saved_trader_id):
+            self._saved_trader_id = None  # the cursor is on it, so t / e / x act on the trader just saved
 
     @on(LoadFailed)
     def _load_failed(self, message: LoadFailed) -> None:
@@ -155,6 +159,7 @@ class AitraderApp(App[None]):
 
     def _trader_saved(self, trader: dict[str, Any] | None) -> None:
         if trader is not None:
+            self._saved_trader_id = trader.get("id")
             inactive = trader.get("status") != "active"
             self.notify(f"Trader {trader.get('name')} saved" + (", inactive: press t to enable it" if inactive else ""),
                         timeout=6 if inactive else 3)

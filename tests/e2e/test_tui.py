@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from textual.widgets import ContentSwitcher, RichLog, TextArea
 
+from cli.tui.panels.traders import TradersPanel
 from cli.tui.screens.confirm import ConfirmScreen
 from cli.tui.screens.help import HelpScreen
 from cli.tui.screens.main import PANEL_IDS
@@ -68,6 +69,11 @@ async def test_create_trader_bad_filter_then_good(fake: FakeApi) -> None:
         await wait_for(pilot, lambda: any(r[0] == "dip-buyer" for r in table_rows(app, "traders-table")),
                        "the new trader in the table")
         assert [t["name"] for t in fake.state["traders"]][-1] == "dip-buyer"
+        panel = app.main.query_one(TradersPanel)  # the cursor follows the new trader: t enables it
+        await wait_for(pilot, lambda: panel.selected_trader_id == fake.state["traders"][-1]["id"],
+                       "the cursor on the new trader")
+        await pilot.press("t")
+        await wait_for(pilot, lambda: fake.state["traders"][-1]["status"] == "active", "the new trader enabled")
 
 
 async def test_signal_arrives_over_the_websocket(fake: FakeApi) -> None:

@@ -47,6 +47,10 @@ class TradersPanel(Vertical):
         self.query_one(KeyedTable).sync(rows)
         self.query_one("#traders-empty").display = not rows
 
+    def select(self, trader_id: str) -> bool:
+        """Put the cursor on ``trader_id``'s row (False if it is not shown yet)."""
+        return self.query_one(KeyedTable).select_key(trader_id)
+
     @property
     def selected_trader_id(self) -> str | None:
         return self.query_one(KeyedTable).selected_key

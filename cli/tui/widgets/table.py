@@ -106,6 +106,13 @@ class KeyedTable(DataTable):
             for index in indices:
                 self.refresh_row(index)
 
+    def select_key(self, key: str) -> bool:
+        """Put the cursor on the row ``key``; False when there is no such row."""
+        if key not in self._row_index:
+            return False
+        self.move_cursor(row=self._row_index[key], animate=False)
+        return True
+
     @property
     def selected_key(self) -> str | None:
         """The key of the row under the cursor."""
