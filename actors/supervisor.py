@@ -59,8 +59,11 @@ class Supervisor:
         if self.graph is not None and self.running:
             yield "engine already running"
             return
-        yield "creating actors (store, event hub, stream shards, filter workers, scheduler, executor, monitor)"
         self.graph = build_graph(self.settings, self.stream_url, self.api_url, self.clock_speed, self.clock_anchor_ms)
+        # The handles exist from here on (``handles()`` answers), so the caller can deploy the API
+        # while the actors' processes are still starting.
+        yield f"created {len(self.graph.specs())} actors (store, event hub, stream shards, filter workers, " \
+              "scheduler, executor, monitor); waiting for their processes to start"
         await self._await_all_ready()
         yield f"{len(self.graph.shards)} stream shard(s) connecting to {self.stream_url}; backfilling candles over REST"
         await self._wire_all()
@@ -126,8 +129,7 @@ class Supervisor:
 
     async def _wire_all(self) -> None:
         assert self.graph is not None
-        for spec in self.graph.specs():
-            await self._wire(spec)
+        await asyncio.gather(*(self._wire(spec) for spec in self.graph.specs()))
 
     async def _wire(self, spec: ActorSpec) -> None:
         """(Re)connect an actor to its peers after it started or restarted."""

@@ -18,6 +18,7 @@ from aitrader.config import Settings
 log = logging.getLogger("aitrader.up")
 
 BINANCE_PROBE_TIMEOUT_S = 3.0
+SERVE_SHUTDOWN_WAIT_S = 5.0
 
 
 class EngineStartError(Exception):
@@ -99,7 +100,8 @@ def init_ray(address: str | None) -> None:
                 namespace="aitrader",
                 log_to_driver=False,
                 object_store_memory=300 * 1024 * 1024,
-                runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}},
+                # No runtime_env: workers inherit this process's environment (usage stats off
+                # included), and a job runtime_env makes every worker start wait on Ray's agent.
             )
             return
         except Exception as exc:
@@ -110,33 +112,66 @@ def init_ray(address: str | None) -> None:
 
 
 def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any) -> dict[str, Any]:
-    """Create the exchange (if local), the supervisor and its graph, and the API; return handles."""
+    """Create the exchange (if local), the supervisor and its graph, and the API; return handles.
+
+    Serve's controller and proxy start in a thread while the actor graph comes up: both are a
+    few Ray worker processes whose start-up is mostly waiting, so doing them side by side
+    takes seconds off ``aitrader up``.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
     from actors import NAMESPACE
     from actors.exchange import LocalExchangeActor
     from actors.supervisor import Supervisor
 
     api_url, stream_url, anchor = choice.api_url, choice.stream_url, None
     exchange = None
-    if choice.start_local_exchange:
-        now = int(time.time() * 1000)
-        anchor = now - now % 60_000
-        exchange = LocalExchangeActor.options(name="exchange", namespace=NAMESPACE, get_if_exists=True).remote(
-            port=free_port(9000), speed=speed, anchor_ms=anchor)
-        info = _get(exchange.start.remote(), 60)
-        api_url, stream_url = info["url"], info["ws_url"]
-        say(f"local exchange serving {api_url} (speed x{speed:g})")
-    supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
-        settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
-    for ref in supervisor.start.remote():
-        say(_get(ref, 600))
-    handles = _get(supervisor.handles.remote(), 30)
-    say(f"starting the API on port {port}")
-    from serve.deployment import start_api
-
-    start_api(settings, port, store=handles["store"], events=handles["events"], supervisor=supervisor,
-              executor=handles["executor"], scheduler=handles["scheduler"])
+    with ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-start") as pool:
+        serve_started = pool.submit(_start_serve, port)
+        started = None
+        if choice.start_local_exchange:
+            now = int(time.time() * 1000)
+            anchor = now - now % 60_000
+            exchange_port = free_port(9000)
+            exchange = LocalExchangeActor.options(name="exchange", namespace=NAMESPACE, get_if_exists=True).remote(
+                port=exchange_port, speed=speed, anchor_ms=anchor)
+            # Its URLs are known now, so the supervisor's process starts while the exchange does.
+            api_url, stream_url = f"http://127.0.0.1:{exchange_port}", f"ws://127.0.0.1:{exchange_port}"
+            started = exchange.start.remote()
+        supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
+            settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
+        if started is not None:
+            info = _get(started, 60)
+            if (info["url"], info["ws_url"]) != (api_url, stream_url):
+                raise EngineStartError(f"the local exchange serves {info['url']}, not {api_url} as planned")
+            say(f"local exchange serving {api_url} (speed x{speed:g})")
+        api_deployed = None
+        for ref in supervisor.start.remote():
+            say(_get(ref, 600))
+            if api_deployed is None:
+                # The graph exists after the first line: deploy the API beside the rest of start-up.
+                handles = _get(supervisor.handles.remote(), 30)
+                say(f"starting the API on port {port}")
+                api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor, handles)
+        assert api_deployed is not None, "the supervisor reported no progress"
+        api_deployed.result(timeout=300)
     wait_healthy(f"http://127.0.0.1:{port}", 60)
     return {"supervisor": supervisor, "exchange": exchange, **handles}
+
+
+def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any, handles: dict[str, Any]) -> None:
+    from serve.deployment import start_api
+
+    serve_started.result(timeout=300)
+    start_api(settings, port, store=handles["store"], events=handles["events"], supervisor=supervisor,
+              executor=handles["executor"], scheduler=handles["scheduler"], start_serve=False)
+
+
+def _start_serve(port: int) -> None:
+    """Serve's controller and HTTP proxy on ``[::]:port`` (IPv4 and IPv6 both reach it)."""
+    from ray import serve
+
+    serve.start(http_options={"host": "::", "port": port})
 
 
 def wait_healthy(address: str, timeout_s: float) -> None:
@@ -159,13 +194,23 @@ def stop_engine(engine: dict[str, Any], say: Any) -> None:
         report = _get(engine["supervisor"].shutdown.remote(), 30)
         if report:
             say(f"shutdown: {report}")
-    with contextlib.suppress(Exception):
-        serve.shutdown()
+    # Serve's own shutdown drains its proxy for 30 s or more; the engine's state is already
+    # flushed, so give it a few seconds and move on (Ray's shutdown reaps what is left).
+    import threading
+
+    stopper = threading.Thread(target=_quietly, args=(serve.shutdown,), name="serve-shutdown", daemon=True)
+    stopper.start()
+    stopper.join(SERVE_SHUTDOWN_WAIT_S)
     for name in ("supervisor", "exchange"):
         handle = engine.get(name)
         if handle is not None:
             with contextlib.suppress(Exception):
                 ray.kill(handle, no_restart=True)
+
+
+def _quietly(fn: Any) -> None:
+    with contextlib.suppress(Exception):
+        fn()
 
 
 def _get(ref: Any, timeout: float) -> Any:
