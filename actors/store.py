@@ -65,6 +65,7 @@ class Store:
         self._lock = threading.RLock()
         self._degraded: str | None = None
         self._written = 0
+        self._open_ids: set[str] = set()  # positions known open, so a queued mark needs no read first
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,), daemon=True)
         self._flusher.start()
@@ -78,12 +79,14 @@ class Store:
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run one storage method now, after every queued write (so order is kept).
 
-        A money write is committed to the backend before this returns, or raises.
+        A money write is committed to the backend before this returns, or raises. It does not wait
+        for the queue: nothing queued is a money write, and a queued mark never lands on a close.
         """
         if method not in ALLOWED:
             raise AttributeError(f"Storage has no method {method!r}")
         with self._lock:
-            self._drain()
+            if method not in MONEY_WRITES:
+                self._drain()
             return self._apply(method, args, kwargs)
 
     def call_many(self, writes: list[Write]) -> list[Any]:
@@ -96,7 +99,8 @@ class Store:
             if method not in ALLOWED:
                 raise AttributeError(f"Storage has no method {method!r}")
         with self._lock:
-            self._drain()
+            if any(method not in MONEY_WRITES for method, _args, _kwargs in writes):
+                self._drain()
             return [self._apply(method, args, kwargs) for method, args, kwargs in writes]
 
     def enqueue(self, method: str, *args: Any, **kwargs: Any) -> int:
@@ -141,6 +145,8 @@ class Store:
     # -- internals ------------------------------------------------------------------------------
 
     def _apply(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if method == "close_position":
+            self._open_ids.discard(args[0])
         with self._durable(method in MONEY_WRITES):
             try:
                 return getattr(self._storage, method)(*args, **kwargs)
@@ -178,16 +184,30 @@ class Store:
             )
 
     def _apply_queued(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if method == "update_position":  # a P&L mark: never over a closed position
+        if method == "update_position" and args[0] not in self._open_ids:  # a P&L mark: never over a close
             try:
                 if self._storage.get_position(args[0]).status is not PositionStatus.OPEN:
                     return
             except NotFound:
                 return
+            self._open_ids.add(args[0])  # every close goes through this Store, which forgets the id then
         getattr(self._storage, method)(*args, **kwargs)
 
     def _flush(self) -> None:
-        while self._queue:
+        while self._flush_one():
+            pass
+
+    def _flush_one(self) -> bool:
+        """Apply the first queued write; False when the queue is empty or storage is down.
+
+        The lock is taken per write, so a money call waits for one queued write at most.
+        """
+        with self._lock:
+            if not self._queue:
+                if self._degraded is not None:
+                    log.warning("storage available again; queued writes flushed")
+                    self._degraded = None
+                return False
             method, args, kwargs = self._queue[0]
             try:
                 self._apply_queued(method, args, kwargs)
@@ -197,19 +217,15 @@ class Store:
                 if self._degraded is None:
                     log.error("storage unavailable, keeping %d writes in order: %s", len(self._queue), exc)
                 self._degraded = str(exc)
-                return
+                return False
             except Exception:
                 # A write that can never succeed (a validation or uniqueness error) must not
                 # block every write behind it.
                 log.exception("dropping a queued %s write that failed", method)
             self._queue.popleft()
             self._written += 1
-        if self._degraded is not None:
-            log.warning("storage available again; queued writes flushed")
-            self._degraded = None
+            return True
 
     def _flush_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
-            with self._lock:
-                if self._queue:
-                    self._flush()
+            self._flush()

@@ -1,0 +1,57 @@
+"""The Store actor's write rules, on its plain class (no Ray started): money writes are never queued,
+and a queued P&L mark never lands on a closed position."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from actors.store import Store
+from aitrader.config import Settings
+from tests.integration.test_storage_contract import make_position
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Any]:
+    plain = Store.__ray_actor_class__(Settings(user_id="alice", sqlite_path=tmp_path / "data.db"),  # type: ignore[attr-defined]
+                                      flush_interval_s=3600)  # flushed by hand in these tests
+    yield plain
+    plain.shutdown()
+
+
+@pytest.mark.parametrize(("method", "kwargs"), [("set_balances", {}), ("create_order", {}),
+                                                 ("close_position", {}), ("update_position", {"status": "closed"})])
+def test_money_writes_cannot_be_queued(store: Any, method: str, kwargs: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="moves money and cannot be queued"):
+        store.enqueue(method, "x", **kwargs)
+    assert store.health()["queued"] == 0
+
+
+def test_a_mark_queued_before_a_close_does_not_overwrite_it(store: Any) -> None:
+    # Arrange: a mark is queued, then the position is closed (money writes do not wait for the queue)
+    position = store.call("create_position", make_position())
+    store.enqueue("update_position", position.id, current_price=Decimal("1"), pnl=Decimal("-999"))
+    [(closed, first)] = store.call_many([("close_position", (position.id,), {
+        "exit_price": Decimal("50"), "pnl": Decimal("5"), "pnl_pct": Decimal("1"), "reason": "stop_loss"})])
+    # Act
+    remaining = store.flush()
+    # Assert
+    stored = store.call("get_position", position.id)
+    assert first and remaining == 0
+    assert stored.current_price == Decimal("50") and stored.pnl == Decimal("5")
+
+
+def test_a_mark_of_an_open_position_is_written(store: Any) -> None:
+    position = store.call("create_position", make_position())
+    store.enqueue("update_position", position.id, current_price=Decimal("123"))
+    assert store.flush() == 0
+    assert store.call("get_position", position.id).current_price == Decimal("123")
+
+
+def test_a_create_retried_after_it_was_stored_returns_the_stored_row(store: Any) -> None:
+    position = store.call("create_position", make_position())
+    assert store.call("create_position", position).id == position.id
