@@ -168,10 +168,11 @@ def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: A
 
 
 def _start_serve(port: int) -> None:
-    """Serve's controller and HTTP proxy on ``[::]:port`` (IPv4 and IPv6 both reach it)."""
-    from ray import serve
+    """Serve's controller and HTTP proxy on ``[::]:port`` (IPv4 and IPv6 both reach it), with
+    the proxy options the API is tuned for (gRPC to the replica, no per-request logging)."""
+    from serve.deployment import start_serve_proxy
 
-    serve.start(http_options={"host": "::", "port": port})
+    start_serve_proxy(port)
 
 
 def wait_healthy(address: str, timeout_s: float) -> None:
