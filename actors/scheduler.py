@@ -43,7 +43,9 @@ class Scheduler:
     ``shards`` is the list of StreamShard handles (their index is the shard id the scheduler
     uses); ``pool_workers`` the FilterWorker handles.  Market time runs at ``clock_speed`` from
     ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``).  A worker gets at
-    most ``max_batch`` checks per call and ``batches_per_worker`` calls at a time.
+    most ``max_batch`` checks per call and ``batches_per_worker`` calls at a time (one by
+    default: checks that arrive while a worker is busy wait and go in its next, larger batch,
+    instead of splitting into many small batches that each pay the per-batch costs again).
     """
 
     def __init__(
@@ -58,7 +60,7 @@ class Scheduler:
         clock_anchor_ms: int | None = None,
         *,
         max_batch: int = 256,
-        batches_per_worker: int = 2,
+        batches_per_worker: int = 1,
         max_queue: int = 1000,
         tick_s: float = 0.25,
         health_poll_s: float = 3.0,
