@@ -1,8 +1,10 @@
-"""Compiling helper calls: binding arguments to a helper's parameters and checking each one's role."""
+"""Compiling calls and subscripts: helper arguments bound and checked by role, indexes and slices
+along the bars axis, and parts picked out of tuple results."""
 
 from __future__ import annotations
 
 import ast
+import operator
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -144,6 +146,74 @@ def _variadic(compiler: Compiler, helper: Helper, node: ast.Call) -> Node:
         if operand.kind == Kind.TUPLE:
             raise fail(f"pick one part of '{compiler.source(argument)}' first", argument)
     return compiler.operation(helper.name, helper.function, tuple(operands), node, boolean=False)
+
+
+def compile_subscript(compiler: Compiler, node: ast.Subscript) -> Node:
+    """The node of ``x[i]`` or ``x[a:b]`` along the bars axis, or of one part of a tuple result."""
+    value = compiler.expression(node.value)
+    if value.kind == Kind.TUPLE:
+        index = compiler.whole_number(node.slice, "index")
+        if not -value.parts <= index < value.parts:
+            raise fail(
+                f"'{compiler.source(node.value)}' has {value.parts} parts; use an index from 0 to {value.parts - 1}",
+                node,
+            )
+        return pick_part(compiler, value, index % value.parts, node)
+    if value.kind != Kind.SERIES:
+        raise fail(
+            f"only series can be indexed; '{compiler.source(node.value)}' is already one value per symbol",
+            node,
+        )
+    if isinstance(node.slice, ast.Slice):
+        if node.slice.step is not None:
+            raise fail("slice steps are not allowed in filters; use close[-5:]", node.slice)
+        lower = None if node.slice.lower is None else compiler.whole_number(node.slice.lower, "slice start")
+        upper = None if node.slice.upper is None else compiler.whole_number(node.slice.upper, "slice end")
+        bars = slice(lower, upper)
+        return compiler.add(
+            ("slice", value.key, lower, upper),
+            lambda key: Node(
+                key,
+                Kind.SERIES,
+                value.boolean,
+                compiler.source(node),
+                lambda v: v[:, bars],
+                (value,),
+                name="slice",
+                options=(lower, upper),
+            ),
+        )
+    index = compiler.whole_number(node.slice, "index")
+    return compiler.add(
+        ("index", value.key, index),
+        lambda key: Node(
+            key,
+            Kind.VECTOR,
+            value.boolean,
+            compiler.source(node),
+            lambda v: v[:, index, np.newaxis],
+            (value,),
+            name="index",
+            options=(index,),
+        ),
+    )
+
+
+def pick_part(compiler: Compiler, value: Node, index: int, where: ast.AST) -> Node:
+    """The node of part ``index`` of a tuple result such as ``macd(close)``."""
+    return compiler.add(
+        ("part", value.key, index),
+        lambda key: Node(
+            key,
+            Kind.SERIES,
+            value.boolean,
+            compiler.source(where),
+            operator.itemgetter(index),
+            (value,),
+            name="part",
+            options=(index,),
+        ),
+    )
 
 
 class _Default:

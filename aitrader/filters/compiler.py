@@ -1,7 +1,7 @@
 """Compiling filter code: a syntax tree that passed ``syntax``'s checks becomes nodes.
 
 Nothing from the code is ever executed by Python: the checked AST becomes a DAG of numpy
-operations (``nodes.Node``) that ``runtime`` evaluates; helper calls are bound in ``calls``.
+operations (``nodes.Node``) that ``runtime`` evaluates; calls and subscripts are built in ``calls``.
 Constants are folded at compile time, so windows and indices are plain integers checked against
 ``MAX_WINDOW`` before any array exists.
 """
@@ -9,13 +9,12 @@ Constants are folded at compile time, so windows and indices are plain integers 
 from __future__ import annotations
 
 import ast
-import operator
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any
 
 import numpy as np
 
-from aitrader.filters.calls import compile_call
+from aitrader.filters.calls import compile_call, compile_subscript, pick_part
 from aitrader.filters.errors import FilterError
 from aitrader.filters.frame import SERIES_NAMES
 from aitrader.filters.helpers import HELPERS, MAX_WINDOW
@@ -90,7 +89,7 @@ class Compiler:
                     target,
                 )
             for index, name in enumerate(target.elts):
-                self._bind(name, self._pick(value, index, name))  # type: ignore[arg-type]
+                self._bind(name, pick_part(self, value, index, name))  # type: ignore[arg-type]
             return
         raise fail("only plain names can be assigned to (for example: fast = ema(close, 12))", target)
 
@@ -120,7 +119,7 @@ class Compiler:
         if isinstance(node, ast.Call):
             return compile_call(self, node)
         if isinstance(node, ast.Subscript):
-            return self._subscript(node)
+            return compile_subscript(self, node)
         raise not_allowed(node)
 
     def _constant(self, node: ast.Constant) -> Node:
@@ -212,55 +211,6 @@ class Compiler:
         assert result is not None
         return result
 
-    def _subscript(self, node: ast.Subscript) -> Node:
-        value = self.expression(node.value)
-        if value.kind == Kind.TUPLE:
-            index = self.whole_number(node.slice, "index")
-            if not -value.parts <= index < value.parts:
-                raise fail(
-                    f"'{self.source(node.value)}' has {value.parts} parts; use an index from 0 to {value.parts - 1}",
-                    node,
-                )
-            return self._pick(value, index % value.parts, node)
-        if value.kind != Kind.SERIES:
-            raise fail(
-                f"only series can be indexed; '{self.source(node.value)}' is already one value per symbol",
-                node,
-            )
-        if isinstance(node.slice, ast.Slice):
-            if node.slice.step is not None:
-                raise fail("slice steps are not allowed in filters; use close[-5:]", node.slice)
-            lower = None if node.slice.lower is None else self.whole_number(node.slice.lower, "slice start")
-            upper = None if node.slice.upper is None else self.whole_number(node.slice.upper, "slice end")
-            bars = slice(lower, upper)
-            return self.add(
-                ("slice", value.key, lower, upper),
-                lambda key: Node(
-                    key,
-                    Kind.SERIES,
-                    value.boolean,
-                    self.source(node),
-                    lambda v: v[:, bars],
-                    (value,),
-                    name="slice",
-                    options=(lower, upper),
-                ),
-            )
-        index = self.whole_number(node.slice, "index")
-        return self.add(
-            ("index", value.key, index),
-            lambda key: Node(
-                key,
-                Kind.VECTOR,
-                value.boolean,
-                self.source(node),
-                lambda v: v[:, index, np.newaxis],
-                (value,),
-                name="index",
-                options=(index,),
-            ),
-        )
-
     # ------------------------------------------------------------------ building blocks
 
     @property
@@ -286,21 +236,6 @@ class Compiler:
         return self.add(
             identity,
             lambda key: Node(key, kind, boolean, self.source(where), function, tuple(operands), name=name),
-        )
-
-    def _pick(self, value: Node, index: int, where: ast.AST) -> Node:
-        return self.add(
-            ("part", value.key, index),
-            lambda key: Node(
-                key,
-                Kind.SERIES,
-                value.boolean,
-                self.source(where),
-                operator.itemgetter(index),
-                (value,),
-                name="part",
-                options=(index,),
-            ),
         )
 
     def whole_number(self, node: ast.expr, what: str) -> int:
