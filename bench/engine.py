@@ -171,7 +171,8 @@ def main() -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="aitrader-bench-engine-"))
     port = free_port()
     started = time.monotonic()
-    process = launch(home, port, extra_env={"MAX_SYMBOLS": str(SYMBOLS)})
+    # One more active trader than the bench creates: the engine seeds its example trader.
+    process = launch(home, port, extra_env={"MAX_SYMBOLS": str(SYMBOLS), "MAX_ACTIVE_TRADERS": str(TRADERS + 1)})
     sessions: set[str] = set()
     result: dict[str, Any] = {"bench": "engine", "symbols": SYMBOLS, "traders": TRADERS}
     try:

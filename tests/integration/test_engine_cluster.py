@@ -25,8 +25,6 @@ T = 60.0
 
 
 @pytest.mark.timeout(1200)  # a 3-node cluster in a subprocess
-@pytest.mark.xfail(strict=False, reason="QUARANTINED: passes alone (shard back on another node in 10.5 s), failed "
-                   "once inside the full suite beside the session Ray; cause not yet found")
 def test_shards_spread_over_nodes_and_survive_a_node_removal() -> None:
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_raylet_start_wait_time_s": "180",
            "RAY_agent_register_timeout_ms": "120000"}
@@ -103,8 +101,19 @@ def scenario() -> dict[str, Any]:
         handles = ray.get(supervisor.handles.remote(), timeout=T)
         shards = handles["shards"]
         names = [f"shard-{i}" for i in range(len(shards))]
-        before = _actor_nodes(names)
         worker_ids = {w.node_id: w for w in workers}
+        placed: dict[str, dict[str, str]] = {}
+
+        def on_a_worker() -> bool:
+            placed["now"] = _actor_nodes(names)
+            return len(placed["now"]) == len(names) and any(node in worker_ids for node in placed["now"].values())
+
+        try:
+            _wait(on_a_worker, 60, "every shard alive and one on a worker node")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}: shards at {placed.get('now')}, worker nodes {list(worker_ids)}, "
+                                 f"nodes {[(n['NodeID'], n['Alive']) for n in ray.nodes()]}") from None
+        before = placed["now"]
         moved = next(name for name in names if before.get(name) in worker_ids)
         index = names.index(moved)
         shard = shards[index]
