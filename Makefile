@@ -10,13 +10,13 @@ export RAY_USAGE_STATS_ENABLED := 0
 
 install: $(STAMP)
 
+# Bytecode is compiled once at install: with PYTHONDONTWRITEBYTECODE set (as on these machines)
+# every Ray worker would otherwise recompile ray, scipy and sqlalchemy from source as it starts,
+# doubling engine start-up and actor restart times.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "aitrader needs Python 3.11 or newer")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip uv
-	# Bytecode is compiled once here: with PYTHONDONTWRITEBYTECODE set (as on these machines) every
-	# Ray worker would otherwise recompile ray, scipy and sqlalchemy from source as it starts,
-	# doubling engine start-up and actor restart times.
 	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev]'
 	touch $(STAMP)
 
