@@ -56,6 +56,18 @@ class EngineGraph:
     shards: list[Any] = field(default_factory=list)
     _specs: list[ActorSpec] = field(default_factory=list)
     _symbol_shard: dict[str, int] = field(default_factory=dict)
+    _pinned: dict[str, str | None] = field(default_factory=dict)
+
+    def place(self, name: str, index: int) -> Any:
+        """The scheduling strategy of the ``index``-th shard, remembering the node it pins to."""
+        strategy = _spread(index)
+        self._pinned[name] = getattr(strategy, "node_id", None)
+        return strategy
+
+    def stranded(self, name: str) -> bool:
+        """Whether this actor is pinned to a node that is no longer alive (it cannot restart)."""
+        node = self._pinned.get(name)
+        return node is not None and node not in {n["NodeID"] for n in ray.nodes() if n.get("Alive")}
 
     def specs(self) -> list[ActorSpec]:
         return list(self._specs)
@@ -153,10 +165,11 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
     count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
     for index, bucket in enumerate(shard_symbols(symbols, count)):
         name = f"shard-{index}"
-        # On a cluster the shards (the network-heavy actors) go round-robin over the nodes; the
-        # affinity is soft, so a shard whose node is removed restarts on another one.
+        # On a cluster the shards (the network-heavy actors) go round-robin over the nodes; a
+        # shard whose node is removed is created again on another one by the supervisor.
         shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(
-            StreamShard, n, scheduling_strategy=_spread(i)).remote(i, stream_url, api_url, b, intervals, graph.events))
+            StreamShard, n, scheduling_strategy=graph.place(n, i)).remote(i, stream_url, api_url, b, intervals,
+                                                                         graph.events))
         graph.shards.append(shard)
         graph._symbol_shard.update({s: index for s in bucket})
 
@@ -177,13 +190,25 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
 
 
 def _spread(index: int) -> Any:
-    """A soft node affinity putting the ``index``-th shard on the ``index``-th alive node."""
+    """A node affinity putting the ``index``-th shard on the ``index``-th alive node.
+
+    Hard, because Ray 2.60 does not honour a *soft* affinity (nor ``SPREAD``) for zero-CPU
+    actors: on a 3-node ``Cluster`` they landed together. When that node goes away the shard
+    cannot restart there and dies; the supervisor then creates it again under the same name,
+    placed over the nodes still alive, and hands the new handle to the scheduler. Worker nodes
+    come first: the head already carries the supervisor, Serve and the API.
+    """
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    nodes = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
+    alive = [n for n in ray.nodes() if n.get("Alive")]
+    nodes = [n["NodeID"] for n in sorted(alive, key=lambda n: (_is_head(n), n["NodeID"]))]
     if len(nodes) < 2:
         return "DEFAULT"
-    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=True)
+    return NodeAffinitySchedulingStrategy(node_id=nodes[index % len(nodes)], soft=False)
+
+
+def _is_head(node: dict[str, Any]) -> bool:
+    return any(key.startswith("node:__internal_head__") for key in node.get("Resources", {}))
 
 
 def ray_available_cpus() -> int:

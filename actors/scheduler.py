@@ -102,6 +102,15 @@ class Scheduler:
             self._started = asyncio.get_running_loop().create_task(self._start())
         return await asyncio.shield(self._started)
 
+    async def set_shards(self, shards: list[Any]) -> int:
+        """Use these shard handles from now on (the supervisor replaced a dead shard); frames are
+        fetched afresh from them. Returns the number of shards."""
+        self._shards = list(shards)
+        for index in range(len(self._shards)):
+            self._shard_versions[index] = self._shard_versions.get(index, 0) + 1
+        await self._refresh_shards()
+        return len(self._shards)
+
     async def ping(self) -> bool:
         await self.start()
         return True

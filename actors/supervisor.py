@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 
 from actors import NAMESPACE
 from actors.graph import ActorSpec, EngineGraph, build_graph
@@ -141,7 +141,11 @@ class Supervisor:
             await spec.handle.add_symbols.remote(graph.assigned_symbols(spec.handle))
             await spec.handle.subscribe.remote(scheduler=graph.scheduler, price_subscribers=graph.price_subscribers())
             await spec.handle.start.remote()
-        elif spec.kind == "scheduler" or spec.kind == "analyst":
+        elif spec.kind == "scheduler":
+            # A restarted scheduler was built with the shard handles of its first creation.
+            await spec.handle.set_shards.remote(list(graph.shards))
+            await spec.handle.start.remote()
+        elif spec.kind == "analyst":
             await spec.handle.start.remote()
         elif spec.kind == "executor" and graph.monitor is not None:
             # The executor finds the monitor by name in the *job's* namespace, which is not
@@ -210,11 +214,20 @@ class Supervisor:
         for spec in self.graph.specs():
             try:
                 pid = await asyncio.wait_for(spec.handle.pid.remote(), PING_TIMEOUT_S)
-            except (RayActorError, GetTimeoutError, TimeoutError) as exc:
-                if isinstance(exc, RayActorError) and not _restarting(exc):
-                    log.error("actor %s is dead (%s); creating a new one", spec.name, exc)
+            except (RayActorError, ActorUnschedulableError, GetTimeoutError, TimeoutError) as exc:
+                # Unschedulable: pinned to a node that is gone. Stranded: the same, seen before Ray says so.
+                stranded = isinstance(exc, ActorUnschedulableError) or self.graph.stranded(spec.name)
+                if stranded or (isinstance(exc, RayActorError) and not _restarting(exc)):
+                    log.error("actor %s is dead (%s); creating a new one", spec.name,
+                              "its node is gone" if stranded else exc)
+                    if stranded:
+                        with contextlib.suppress(Exception):
+                            ray.kill(spec.handle, no_restart=True)
                     self.graph.recreate(spec)
                     self.restarts += 1
+                    if spec.kind == "shard" and self.graph.scheduler is not None:
+                        with contextlib.suppress(Exception):
+                            await self.graph.scheduler.set_shards.remote(list(self.graph.shards))
                     await self._publish_log("ERROR", f"actor {spec.name} died and was replaced")
                 continue
             if self._pids.get(spec.name) not in (None, pid):

@@ -96,6 +96,7 @@ def scenario() -> dict[str, Any]:
         supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE,  # type: ignore[attr-defined]
                                         resources={"node:__internal_head__": 0.001}).remote(
             settings, "local", ws_url, exchange.url, None, speed, anchor)
+        nodes_at_start = sorted(n["NodeID"] for n in ray.nodes() if n.get("Alive"))
         for ref in supervisor.start.remote():
             ray.get(ref, timeout=300)
         handles = ray.get(supervisor.handles.remote(), timeout=T)
@@ -116,29 +117,33 @@ def scenario() -> dict[str, Any]:
         before = placed["now"]
         moved = next(name for name in names if before.get(name) in worker_ids)
         index = names.index(moved)
-        shard = shards[index]
-        symbol = ray.get(shard.symbols.remote(), timeout=T)[0]
+        symbol = ray.get(shards[index].symbols.remote(), timeout=T)[0]
+
+        def shard() -> Any:
+            """The shard by name: after its node goes, the supervisor creates it again."""
+            return ray.get_actor(moved, namespace=NAMESPACE)
 
         def candles() -> int:
-            return max(ray.get(shard.candles.remote(symbol, "1m"), timeout=10)["open_times"] or [0])
+            return max(ray.get(shard().candles.remote(symbol, "1m"), timeout=10)["open_times"] or [0])
 
         _wait(lambda: candles() > 0, 120, "candles on the shard")
         candles_before = candles()
-        old_pid = ray.get(shard.pid.remote(), timeout=T)
+        old_pid = ray.get(shard().pid.remote(), timeout=T)
         removed = before[moved]
         cluster.remove_node(worker_ids[removed])
         removed_at = time.monotonic()
-        _wait(lambda: ray.get(shard.pid.remote(), timeout=5) != old_pid, 300, "the shard to restart elsewhere")
+        _wait(lambda: ray.get(shard().pid.remote(), timeout=5) != old_pid, 300, "the shard to restart elsewhere")
         back_s = time.monotonic() - removed_at
         _wait(lambda: candles() > candles_before, 300, "candles on the moved shard")
         flowing_s = time.monotonic() - removed_at
         after = _actor_nodes(names)
         alive = [n["NodeID"] for n in ray.nodes() if n["Alive"]]
-        health = ray.get(shard.health.remote(), timeout=T)
+        health = ray.get(shard().health.remote(), timeout=T)
         candles_after = candles()
         ray.get(supervisor.shutdown.remote(), timeout=T)
         return {"test": "engine_cluster", "shard_nodes_before": before, "shard_nodes_after": after,
-                "moved_shard": moved, "removed_node": removed, "alive_nodes": alive,
+                "moved_shard": moved, "removed_node": removed, "alive_nodes": alive, "nodes_at_start": nodes_at_start,
+                "head_node": cluster.head_node.node_id,
                 "candles_before": candles_before, "candles_after": candles_after, "connected": health["connected"],
                 "shard_back_s": round(back_s, 1), "candles_again_s": round(flowing_s, 1)}
     finally:
