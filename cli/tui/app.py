@@ -62,7 +62,7 @@ class AitraderApp(App[None]):
 
     # ---- workers: they only talk to the API and post messages
     @work(exclusive=True, group="load")
-    async def _load_snapshot(self) -> None:
+    async def _load_snapshot(self, requested_at: int) -> None:
         c = self.client
         try:
             status, markets, traders, signals, positions, balance = await asyncio.gather(
@@ -72,7 +72,8 @@ class AitraderApp(App[None]):
             self.post_message(LoadFailed(str(exc)))
             return
         self.post_message(SnapshotLoaded({"status": status, "markets": markets, "traders": traders,
-                                          "signals": signals, "positions": positions, "balance": balance}))
+                                          "signals": signals, "positions": positions, "balance": balance},
+                                         requested_at))
 
     @work(group="stream")
     async def _follow_events(self) -> None:
@@ -94,7 +95,7 @@ class AitraderApp(App[None]):
     # ---- handlers: the only place state and widgets change
     @on(SnapshotLoaded)
     def _snapshot(self, message: SnapshotLoaded) -> None:
-        self.state.load(message.snapshot)
+        self.state.load(message.snapshot, message.requested_at)
         self.main.update_panels({"header", *PANEL_IDS})
         if self._saved_trader_id is not None and self.main.current == "traders" \
                 and self.main.query_one(TradersPanel).select(self._saved_trader_id):
@@ -115,8 +116,10 @@ class AitraderApp(App[None]):
     def _connection(self, message: ConnectionStateChanged) -> None:
         was_connected = self.state.connected
         self.state.set_connection(message.connected, "connected" if message.connected else "reconnecting…")
-        if message.connected and not was_connected and self.state.loaded:
-            self.action_refresh_data()  # catch up with anything the event ring no longer holds
+        if message.connected and not was_connected:
+            # Catch up with what happened before this subscription: after a drop, anything the event
+            # ring no longer holds; on the first connection, what the mount-time snapshot missed.
+            self.action_refresh_data()
         self.main.update_panels({"header"})
 
     @on(ActionFinished)
@@ -134,7 +137,7 @@ class AitraderApp(App[None]):
     # ---- actions (keys, panels and the command palette)
     def action_refresh_data(self) -> None:
         """Re-fetch every panel's data over REST."""
-        self._load_snapshot()
+        self._load_snapshot(self.state.events_applied)  # events applied after this stamp win over the snapshot
 
     def action_show_panel(self, panel_id: str) -> None:
         if self.screen is not self.main:

@@ -8,11 +8,12 @@ from textual.message import Message
 
 
 class SnapshotLoaded(Message):
-    """A REST snapshot of every panel's data arrived."""
+    """A REST snapshot of every panel's data arrived; ``requested_at`` is `TuiState.events_applied` at request."""
 
-    def __init__(self, snapshot: dict[str, Any]) -> None:
+    def __init__(self, snapshot: dict[str, Any], requested_at: int | None = None) -> None:
         super().__init__()
         self.snapshot = snapshot
+        self.requested_at = requested_at
 
 
 class LoadFailed(Message):

@@ -1,4 +1,11 @@
-"""What the TUI knows about the engine: the last data received, kept while disconnected."""
+"""What the TUI knows about the engine: the last data received, kept while disconnected.
+
+REST snapshots and `/ws` events race: a snapshot read by the engine before an event may be
+applied after it. The state therefore counts the events it applies (`events_applied`), the app
+stamps each snapshot request with that count, and `load()` keeps whatever events changed after
+the stamp instead of the snapshot's older copy. Events are ordered, so anything newer the
+snapshot holds still arrives over `/ws`.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,9 @@ from typing import Any
 JSON = dict[str, Any]
 MAX_SIGNALS = 500
 MAX_LOGS = 2000
+#: Closed position ids remembered so that a price mark published after the close does not revive one.
+MAX_CLOSED = 1000
+TICKER_FIELDS = ("price", "change24h", "volume24h")
 
 #: Panel ids in key order (1-7) with their titles.
 PANELS: tuple[tuple[str, str], ...] = (
@@ -20,6 +30,15 @@ PANELS: tuple[tuple[str, str], ...] = (
     ("logs", "Logs"),
     ("deploy", "Deploy"),
 )
+
+
+def _tick(market: JSON, ticker: JSON) -> JSON:
+    """``market`` with the ticker's fields, its sparkline ending at the ticker's price."""
+    market.update({k: ticker[k] for k in TICKER_FIELDS if k in ticker})
+    closes = market.setdefault("sparkline", [])
+    with contextlib.suppress(KeyError, TypeError, ValueError):
+        closes[-1:] = [float(ticker["price"])]
+    return market
 
 
 class TuiState:
@@ -38,51 +57,99 @@ class TuiState:
         self.connected = False
         self.connection_note = "connecting…"
         self.loaded = False
+        #: Events applied so far: stamp a snapshot request with it and pass it to `load()`.
+        self.events_applied = 0
+        self._changed_at: dict[tuple[str, str], int] = {}  # (kind, key) -> events_applied after its last event
+        self._closed: dict[str, None] = {}  # closed position ids, oldest first
 
-    def load(self, snapshot: JSON) -> None:
-        """Replace everything with a REST snapshot (initial load, or after a resync)."""
-        self.status = snapshot.get("status") or {}
-        self.markets = {m["symbol"]: m for m in snapshot.get("markets", [])}
-        self.traders = {t["id"]: t for t in snapshot.get("traders", [])}
-        self.signals = list(snapshot.get("signals", []))[:MAX_SIGNALS]
-        self.positions = {p["id"]: p for p in snapshot.get("positions", []) if p.get("status") == "open"}
+    def load(self, snapshot: JSON, requested_at: int | None = None) -> None:
+        """Take a REST snapshot; what events changed after ``requested_at`` (see module doc) is kept."""
+        newer = {key for key, at in self._changed_at.items() if requested_at is not None and at > requested_at}
+        status = snapshot.get("status") or {}
+        markets = {m["symbol"]: m for m in snapshot.get("markets", [])}
+        positions = {p["id"]: p for p in snapshot.get("positions", [])
+                     if p.get("status") == "open" and p["id"] not in self._closed}
+        signals = list(snapshot.get("signals", []))[:MAX_SIGNALS]
+        traders = {t["id"]: t for t in snapshot.get("traders", [])}
+        for kind, key in newer:
+            if kind == "engine":
+                status = self.status
+            elif kind == "market" and key in self.markets:
+                markets[key] = _tick(markets.get(key) or {"symbol": key, "sparkline": []}, self.markets[key])
+            elif kind == "position" and key in self.positions:
+                positions[key] = {**positions.get(key, {}), **self.positions[key]}
+            elif kind == "position":
+                positions.pop(key, None)
+        fresh = {key for kind, key in newer if kind == "signal"}
+        if fresh:
+            known = {s.get("id") for s in signals}
+            latest = {s["id"]: s for s in self.signals if s.get("id") in fresh}
+            added = [s for s in self.signals if s.get("id") in fresh and s["id"] not in known]
+            signals = (added + [latest.get(s.get("id"), s) for s in signals])[:MAX_SIGNALS]
+            for signal in added:  # the engine most likely counted the traders' signals without it too
+                trader = traders.get(signal.get("trader_id", ""))
+                if ("signal_created", signal["id"]) in newer and trader is not None:
+                    trader["signal_count"] = int(trader.get("signal_count") or 0) + 1
+        self.status, self.markets, self.positions, self.signals, self.traders = status, markets, positions, \
+            signals, traders
         self.balance = snapshot.get("balance") or {}
+        self._changed_at = {key: self._changed_at[key] for key in newer}
         self.loaded = True
 
     def apply(self, event: JSON) -> set[str]:
         """Fold one `/ws` event into the state; returns the ids of the panels it changes."""
+        self.events_applied += 1
         kind, data = event.get("type"), event.get("data") or {}
         if kind == "ticker_update":
-            market = self.markets.setdefault(data["symbol"], {"symbol": data["symbol"], "sparkline": []})
-            market.update({k: data[k] for k in ("price", "change24h", "volume24h") if k in data})
-            closes = market.setdefault("sparkline", [])
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                closes[-1:] = [float(data["price"])]
-            return {"markets", "positions"} if any(p["symbol"] == data["symbol"] for p in self.positions.values()) \
+            symbol = data["symbol"]
+            _tick(self.markets.setdefault(symbol, {"symbol": symbol, "sparkline": []}), data)
+            self._changed("market", symbol)
+            return {"markets", "positions"} if any(p.get("symbol") == symbol for p in self.positions.values()) \
                 else {"markets"}
         if kind in ("signal_created", "signal_updated"):
+            known = any(s.get("id") == data.get("id") for s in self.signals)
             self.signals = [s for s in self.signals if s.get("id") != data.get("id")]
             self.signals.insert(0, data)
             del self.signals[MAX_SIGNALS:]
+            self._changed("signal", str(data.get("id")))
             trader = self.traders.get(data.get("trader_id", ""))
-            if kind == "signal_created" and trader is not None:
-                trader["signal_count"] = int(trader.get("signal_count") or 0) + 1
+            if kind == "signal_created" and not known:
+                self._changed("signal_created", str(data.get("id")))
+                if trader is not None:
+                    trader["signal_count"] = int(trader.get("signal_count") or 0) + 1
             return {"signals", "ai", "traders"}
         if kind == "position_update":
-            if data.get("status") == "open":
-                # Price marks carry only the moving fields: merge them into what is known.
-                self.positions[data["id"]] = {**self.positions.get(data["id"], {}), **data}
-            else:
-                self.positions.pop(str(data.get("id")), None)
-            return {"positions", "header"}
+            return self._position(data)
         if kind == "log":
             self.logs.append(data)
             self.log_count += 1
             return {"logs"}
         if kind == "engine":
             self.status = data
+            self._changed("engine", "")
             return {"header", "ai", "deploy"}
         return set()
+
+    def _position(self, data: JSON) -> set[str]:
+        position_id = str(data.get("id"))
+        if position_id in self._closed:
+            return set()  # a mark published before the close but delivered after it
+        if data.get("status") == "open":
+            known = self.positions.get(position_id)
+            if known is None and "side" not in data:
+                return set()  # a price mark of a position not known yet: the next snapshot brings it whole
+            # Price marks carry only the moving fields: merge them into what is known.
+            self.positions[position_id] = {**(known or {}), **data}
+        else:
+            self.positions.pop(position_id, None)
+            self._closed[position_id] = None
+            if len(self._closed) > MAX_CLOSED:
+                del self._closed[next(iter(self._closed))]
+        self._changed("position", position_id)
+        return {"positions", "header"}
+
+    def _changed(self, kind: str, key: str) -> None:
+        self._changed_at[(kind, key)] = self.events_applied
 
     def set_connection(self, connected: bool, note: str) -> None:
         self.connected = connected

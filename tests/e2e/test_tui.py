@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
+import httpx
 import pytest
 from textual.widgets import ContentSwitcher, RichLog, TextArea
 
+from cli.api_client import ApiClient, Backoff
+from cli.tui.app import AitraderApp
 from cli.tui.panels.traders import TradersPanel
 from cli.tui.screens.confirm import ConfirmScreen
 from cli.tui.screens.help import HelpScreen
@@ -106,29 +109,46 @@ async def test_close_a_position_after_confirmation(fake: FakeApi) -> None:
         assert ("POST", "/api/positions/pos-1/close") in fake.requests
 
 
+class HeldMarkets(httpx.AsyncHTTPTransport):
+    """Once ``armed``, holds each /api/markets answer (already read by the engine) until ``release``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.armed = False
+        self.served = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if self.armed and request.url.path == "/api/markets":
+            await response.aread()
+            self.served.set()
+            await self.release.wait()
+        return response
+
+
 async def test_survives_an_engine_restart(fake: FakeApi) -> None:
-    app = make_app(fake)
+    transport = HeldMarkets()
+    app = AitraderApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)))
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ready(pilot)
         header = lambda: screen_text(app, "#header")  # noqa: E731
+        prices = lambda: [row[1] for row in table_rows(app, "markets-table")]  # noqa: E731
         await asyncio.to_thread(fake.stop)
         await wait_for(pilot, lambda: "reconnecting" in header(), "the header to show the drop")
         assert len(table_rows(app, "markets-table")) == 6  # the last data stays on screen
+        transport.armed = True
+        fake.state["markets"][1]["price"] = "3333.00"  # tells the snapshot taken after the restart apart
         await asyncio.to_thread(fake.start)
         await wait_for(pilot, lambda: "● connected" in header(), "the header to show the reconnection")
-        # On reconnecting the app also re-reads the REST snapshot; one fetched just before this
-        # tick but applied after it shows the older price until the next tick (a known, benign
-        # race seen once in CI), so live tickers keep coming here as they do from an engine.
-        for attempt in range(5):
-            await asyncio.to_thread(fake.emit, "ticker_update", {"symbol": "BTCUSDT", "price": "70000.00",
-                                                                  "change24h": "1.50", "volume24h": "1000", "time": "t"})
-            try:
-                await wait_for(pilot, lambda: table_rows(app, "markets-table")[0][1] == "70,000.00", "the new ticker",
-                               limit=3 if attempt < 4 else 15)
-                break
-            except AssertionError:
-                if attempt == 4:
-                    raise
+        await wait_for(pilot, transport.served.is_set, "the engine to read the markets for the catch-up snapshot")
+        # A tick the engine sends after reading that snapshot, which reaches the TUI before the snapshot does.
+        await asyncio.to_thread(fake.emit, "ticker_update", {"symbol": "BTCUSDT", "price": "70000.00",
+                                                              "change24h": "1.50", "volume24h": "1000", "time": "t"})
+        await wait_for(pilot, lambda: prices()[0] == "70,000.00", "the new ticker")
+        transport.release.set()
+        await wait_for(pilot, lambda: prices()[1] == "3,333.00", "the catch-up snapshot")
+        assert prices()[0] == "70,000.00"  # not the older price the snapshot holds
 
 
 async def test_ticker_updates_repaint_only_what_changed_and_paint_it_right(fake: FakeApi) -> None:
