@@ -1,7 +1,8 @@
 """Snapshot tests of every TUI panel at 120×40 against the fake engine's deterministic data.
 
-The fake listens on a fixed port because the Deploy panel shows the engine address.
-Update with ``--snapshot-update`` and look at the SVGs before committing them.
+The fake listens on a free port (with a fixed one, two runs on one machine failed to bind it) and
+the app shows a fixed address, since the Deploy panel prints it. Update with ``--snapshot-update``
+and look at the SVGs before committing them.
 """
 
 from __future__ import annotations
@@ -12,20 +13,27 @@ import pytest
 from textual.pilot import Pilot
 from textual.widgets import TextArea
 
+from cli.tui.app import AitraderApp
 from tests.e2e.fake_api import FakeApi
-from tests.e2e.tui_helpers import make_app, screen_text, wait_for, wait_ready
+from tests.e2e.tui_helpers import make_app as make_fake_app
+from tests.e2e.tui_helpers import screen_text, wait_for, wait_ready
 
 SIZE = (120, 40)
-PORT = 48765
+SHOWN_ADDRESS = "http://127.0.0.1:48765"
 
 
 @pytest.fixture(scope="module")
 def fake() -> Iterator[FakeApi]:
-    api = FakeApi()
-    api.port = PORT
-    api.start()
+    api = FakeApi().start()
     yield api
     api.close()
+
+
+def make_app(fake: FakeApi) -> AitraderApp:
+    """The TUI against ``fake``, showing `SHOWN_ADDRESS` wherever it prints the engine's address."""
+    app = make_fake_app(fake)
+    app.state.address = SHOWN_ADDRESS
+    return app
 
 
 LOGS = [("INFO", "engine", "stream connected: 2 symbols"), ("WARNING", "feed", "kline backfill took 2 attempts"),
