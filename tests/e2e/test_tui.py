@@ -79,6 +79,29 @@ async def test_create_trader_bad_filter_then_good(fake: FakeApi) -> None:
         await wait_for(pilot, lambda: fake.state["traders"][-1]["status"] == "active", "the new trader enabled")
 
 
+async def test_a_slow_refusal_of_old_filter_text_does_not_replace_the_edits_verdict(fake: FakeApi) -> None:
+    transport = HeldAnswers("/api/traders")
+    app = app_through(fake, transport)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("2", "n", *"dip-buyer")
+        status = lambda: screen_text(app, "#filter-status")  # noqa: E731
+        area = app.screen.query_one("#filter-editor", TextArea)
+        area.insert("rsi(close, 14) < 30 and")
+        await wait_for(pilot, lambda: "line 1" in status(), "the filter error")
+        transport.armed = True
+        await pilot.press("ctrl+s")  # the engine refuses the incomplete filter; its answer is held
+        await wait_for(pilot, transport.served.is_set, "the engine to refuse the save")
+        saves = [worker for worker in app.workers if worker.group == "save"]
+        area.insert(" volume[-1] > 0")
+        await wait_for(pilot, lambda: "✓ valid" in status(), "the edited filter to validate")
+        transport.release.set()
+        await app.workers.wait_for_complete(saves)
+        await pilot.pause()
+        assert "✓ valid" in status() and "✗" not in status()
+        assert app.screen.error_at is None  # type: ignore[attr-defined]  # ctrl+g has no stale error to go to
+
+
 async def test_signal_arrives_over_the_websocket(fake: FakeApi) -> None:
     app = make_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -109,27 +132,32 @@ async def test_close_a_position_after_confirmation(fake: FakeApi) -> None:
         assert ("POST", "/api/positions/pos-1/close") in fake.requests
 
 
-class HeldMarkets(httpx.AsyncHTTPTransport):
-    """Once ``armed``, holds each /api/markets answer (already read by the engine) until ``release``."""
+class HeldAnswers(httpx.AsyncHTTPTransport):
+    """Once ``armed``, holds each answer to ``path`` (the engine has already acted) until ``release``."""
 
-    def __init__(self) -> None:
+    def __init__(self, path: str) -> None:
         super().__init__()
+        self.path = path
         self.armed = False
         self.served = asyncio.Event()
         self.release = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         response = await super().handle_async_request(request)
-        if self.armed and request.url.path == "/api/markets":
+        if self.armed and request.url.path == self.path:
             await response.aread()
             self.served.set()
             await self.release.wait()
         return response
 
 
+def app_through(fake: FakeApi, transport: httpx.AsyncBaseTransport) -> AitraderApp:
+    return AitraderApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)))
+
+
 async def test_survives_an_engine_restart(fake: FakeApi) -> None:
-    transport = HeldMarkets()
-    app = AitraderApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)))
+    transport = HeldAnswers("/api/markets")
+    app = app_through(fake, transport)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ready(pilot)
         header = lambda: screen_text(app, "#header")  # noqa: E731

@@ -26,12 +26,16 @@ def _split(text: str) -> list[str]:
 
 
 class FilterChecked(Message):
-    """The engine's verdict on the filter text (``error`` when the call itself failed)."""
+    """The engine's verdict on the filter text ``code`` (``error`` when the call itself failed).
 
-    def __init__(self, result: dict[str, Any] | None, error: str | None = None) -> None:
+    ``code`` is None for a verdict on the whole trader (a save refused for another field).
+    """
+
+    def __init__(self, result: dict[str, Any] | None, error: str | None = None, code: str | None = None) -> None:
         super().__init__()
         self.result = result
         self.error = error
+        self.code = code
 
 
 class TraderSaved(Message):
@@ -104,12 +108,14 @@ class TraderEditor(ModalScreen[dict[str, Any] | None]):
     @work(exclusive=True, group="validate")
     async def _validate(self, code: str) -> None:
         try:
-            self.post_message(FilterChecked(await self.client.validate_filter(code)))
+            self.post_message(FilterChecked(await self.client.validate_filter(code), code=code))
         except ApiError as exc:
-            self.post_message(FilterChecked(None, f"cannot validate: {exc}"))
+            self.post_message(FilterChecked(None, f"cannot validate: {exc}", code))
 
     @on(FilterChecked)
     def _show_check(self, message: FilterChecked) -> None:
+        if message.code is not None and message.code != self.query_one("#filter-editor", TextArea).text:
+            return  # a verdict on text edited since (a slow save's); the edit's own check follows
         result = message.result
         if result is None:
             self._show_status(Text(f"✗ {message.error}", style=f"bold {LOSS}"))
@@ -169,7 +175,7 @@ class TraderEditor(ModalScreen[dict[str, Any] | None]):
                 saved = await self.client.create_trader(body)
         except FilterError as exc:
             self.post_message(FilterChecked({"valid": False, "message": exc.message, "line": exc.line,
-                                             "col": exc.col}))
+                                             "col": exc.col}, code=body["signal_code"]))
             return
         except ApiError as exc:
             self.post_message(FilterChecked(None, str(exc)))
