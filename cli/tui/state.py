@@ -65,36 +65,46 @@ class TuiState:
     def load(self, snapshot: JSON, requested_at: int | None = None) -> None:
         """Take a REST snapshot; what events changed after ``requested_at`` (see module doc) is kept."""
         newer = {key for key, at in self._changed_at.items() if requested_at is not None and at > requested_at}
-        status = snapshot.get("status") or {}
-        markets = {m["symbol"]: m for m in snapshot.get("markets", [])}
-        positions = {p["id"]: p for p in snapshot.get("positions", [])
-                     if p.get("status") == "open" and p["id"] not in self._closed}
-        signals = list(snapshot.get("signals", []))[:MAX_SIGNALS]
-        traders = {t["id"]: t for t in snapshot.get("traders", [])}
-        for kind, key in newer:
-            if kind == "engine":
-                status = self.status
-            elif kind == "market" and key in self.markets:
-                markets[key] = _tick(markets.get(key) or {"symbol": key, "sparkline": []}, self.markets[key])
-            elif kind == "position" and key in self.positions:
-                positions[key] = {**positions.get(key, {}), **self.positions[key]}
-            elif kind == "position":
-                positions.pop(key, None)
-        fresh = {key for kind, key in newer if kind == "signal"}
-        if fresh:
-            known = {s.get("id") for s in signals}
-            latest = {s["id"]: s for s in self.signals if s.get("id") in fresh}
-            added = [s for s in self.signals if s.get("id") in fresh and s["id"] not in known]
-            signals = (added + [latest.get(s.get("id"), s) for s in signals])[:MAX_SIGNALS]
-            for signal in added:  # the engine most likely counted the traders' signals without it too
-                trader = traders.get(signal.get("trader_id", ""))
-                if ("signal_created", signal["id"]) in newer and trader is not None:
-                    trader["signal_count"] = int(trader.get("signal_count") or 0) + 1
-        self.status, self.markets, self.positions, self.signals, self.traders = status, markets, positions, \
-            signals, traders
+        if ("engine", "") not in newer:
+            self.status = snapshot.get("status") or {}
+        self.markets = self._merge_markets(snapshot.get("markets", []), {k for kind, k in newer if kind == "market"})
+        self.positions = self._merge_positions(snapshot.get("positions", []),
+                                               {k for kind, k in newer if kind == "position"})
+        self.traders = {t["id"]: t for t in snapshot.get("traders", [])}
+        self.signals = self._merge_signals(snapshot.get("signals", []), newer)
         self.balance = snapshot.get("balance") or {}
         self._changed_at = {key: self._changed_at[key] for key in newer}
         self.loaded = True
+
+    def _merge_markets(self, rows: list[JSON], ticked: set[str]) -> dict[str, JSON]:
+        markets = {m["symbol"]: m for m in rows}
+        for symbol in ticked & self.markets.keys():  # the snapshot's sparkline, the live ticker
+            markets[symbol] = _tick(markets.get(symbol) or {"symbol": symbol, "sparkline": []}, self.markets[symbol])
+        return markets
+
+    def _merge_positions(self, rows: list[JSON], changed: set[str]) -> dict[str, JSON]:
+        positions = {p["id"]: p for p in rows if p.get("status") == "open" and p["id"] not in self._closed}
+        for position_id in changed:
+            if position_id in self.positions:
+                positions[position_id] = {**positions.get(position_id, {}), **self.positions[position_id]}
+            else:
+                positions.pop(position_id, None)
+        return positions
+
+    def _merge_signals(self, rows: list[JSON], newer: set[tuple[str, str]]) -> list[JSON]:
+        """The snapshot's signals with newer versions in place and newer signals on top."""
+        fresh = {key for kind, key in newer if kind == "signal"}
+        signals = list(rows)[:MAX_SIGNALS]
+        if not fresh:
+            return signals
+        known = {s.get("id") for s in signals}
+        latest = {s["id"]: s for s in self.signals if s.get("id") in fresh}
+        added = [s for s in self.signals if s.get("id") in fresh and s["id"] not in known]
+        for signal in added:  # the engine most likely counted the traders' signals without it too
+            trader = self.traders.get(signal.get("trader_id", ""))
+            if ("signal_created", signal["id"]) in newer and trader is not None:
+                trader["signal_count"] = int(trader.get("signal_count") or 0) + 1
+        return (added + [latest.get(s.get("id"), s) for s in signals])[:MAX_SIGNALS]
 
     def apply(self, event: JSON) -> set[str]:
         """Fold one `/ws` event into the state; returns the ids of the panels it changes."""
