@@ -36,12 +36,15 @@ ALLOWED = frozenset(
 #: Writes that move or record money: committed before the caller proceeds, never queued.
 MONEY_WRITES = frozenset({
     "create_order", "update_order", "create_position", "update_position", "close_position", "set_balances",
+    "update_balances",
 })
 #: Writes that may be batched: losing the last batch costs nothing the next one does not rewrite.
 QUEUEABLE = frozenset({"heartbeat", "create_signal", "update_signal", "update_position"})
 #: The only fields a queued `update_position` may change: the Monitor's P&L marks.
 MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 MAX_BUFFERED = 1_000
+#: Queued writes applied per transaction by the flusher (a money call waits for one such batch at most).
+FLUSH_BATCH = 64
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -90,17 +93,31 @@ class Store:
             return self._apply(method, args, kwargs)
 
     def call_many(self, writes: list[Write]) -> list[Any]:
-        """Apply several writes in order, now (one message for, e.g., a fill's order status and balances).
+        """Apply several writes in order, now (one message for, e.g., a fill's order, balances and close).
 
-        Each is committed before the next; every one is committed before this returns. A retry after
-        a Store restart re-applies them: the writes a broker sends this way are idempotent.
+        With a SQL backend they are ONE transaction, committed before this returns (or none is, and
+        the error is raised). A retry after a Store restart re-applies them: a retried create that
+        finds its row already committed falls back to the write-by-write path, where it answers the
+        stored row; the other writes a broker sends this way are idempotent.
         """
         for method, _args, _kwargs in writes:
             if method not in ALLOWED:
                 raise AttributeError(f"Storage has no method {method!r}")
         with self._lock:
-            if any(method not in MONEY_WRITES for method, _args, _kwargs in writes):
+            money = all(method in MONEY_WRITES for method, _args, _kwargs in writes)
+            if not money:
                 self._drain()
+            apply_many = getattr(self._storage, "apply_many", None)
+            if callable(apply_many) and len(writes) > 1:
+                try:
+                    with self._durable(money):
+                        results: list[Any] = apply_many(writes)
+                except Conflict:
+                    pass  # rolled back whole: replay write by write, answering rows stored by a first run
+                else:
+                    for method, args, _kwargs in writes:
+                        self._note(method, args)
+                    return results
             return [self._apply(method, args, kwargs) for method, args, kwargs in writes]
 
     def enqueue(self, method: str, *args: Any, **kwargs: Any) -> int:
@@ -144,17 +161,26 @@ class Store:
 
     # -- internals ------------------------------------------------------------------------------
 
-    def _apply(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    def _note(self, method: str, args: tuple[Any, ...]) -> None:
+        """Keep `_open_ids` current, so a queued P&L mark of a position known open needs no read."""
         if method == "close_position":
             self._open_ids.discard(args[0])
+        elif method == "create_position" and args and getattr(args[0], "status", None) is PositionStatus.OPEN:
+            self._open_ids.add(args[0].id)
+
+    def _apply(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        if method == "close_position":
+            self._open_ids.discard(args[0])  # before the write: a mark must never land on a close
         with self._durable(method in MONEY_WRITES):
             try:
-                return getattr(self._storage, method)(*args, **kwargs)
+                result = getattr(self._storage, method)(*args, **kwargs)
             except Conflict:
                 stored = self._created_before(method, args)
                 if stored is None:
                     raise
                 return stored
+        self._note(method, args)
+        return result
 
     def _created_before(self, method: str, args: tuple[Any, ...]) -> Any:
         """The row a create already stored under the same id: Ray retried a call whose first run committed."""
@@ -184,18 +210,43 @@ class Store:
             )
 
     def _apply_queued(self, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
-        if method == "update_position" and args[0] not in self._open_ids:  # a P&L mark: never over a close
-            try:
-                if self._storage.get_position(args[0]).status is not PositionStatus.OPEN:
-                    return
-            except NotFound:
-                return
-            self._open_ids.add(args[0])  # every close goes through this Store, which forgets the id then
-        getattr(self._storage, method)(*args, **kwargs)
+        if self._still_wanted(method, args, kwargs):
+            getattr(self._storage, method)(*args, **kwargs)
 
     def _flush(self) -> None:
-        while self._flush_one():
+        while self._flush_batch() or self._flush_one():
             pass
+
+    def _flush_batch(self) -> bool:
+        """Apply up to `FLUSH_BATCH` queued writes as one transaction; False if that is not possible now
+        (an empty or one-write queue, no `apply_many`, or a write failed: `_flush_one` handles those)."""
+        apply_many = getattr(self._storage, "apply_many", None)
+        with self._lock:
+            if len(self._queue) < 2 or not callable(apply_many):
+                return False
+            batch = [self._queue[i] for i in range(min(FLUSH_BATCH, len(self._queue)))]
+            try:
+                writes = [w for w in batch if self._still_wanted(*w)]
+                with self._durable(True):  # committed, or raised and retried one by one
+                    apply_many(writes)
+            except Exception:
+                return False
+            for _ in batch:
+                self._queue.popleft()
+            self._written += len(batch)
+            return True
+
+    def _still_wanted(self, method: str, args: tuple[Any, ...], _kwargs: dict[str, Any]) -> bool:
+        """False for a P&L mark of a position no longer open: a late mark never overwrites a close."""
+        if method != "update_position" or args[0] in self._open_ids:
+            return True
+        try:
+            if self._storage.get_position(args[0]).status is not PositionStatus.OPEN:
+                return False
+        except NotFound:
+            return False
+        self._open_ids.add(args[0])  # every close goes through this Store, which forgets the id then
+        return True
 
     def _flush_one(self) -> bool:
         """Apply the first queued write; False when the queue is empty or storage is down.

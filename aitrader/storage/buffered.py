@@ -329,6 +329,20 @@ class BufferedStorage:
     def set_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
         self._write("set_balances", lambda: None, user_id, list(balances))
 
+    def update_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
+        self._write("update_balances", lambda: None, user_id, list(balances))
+
+    # -- several writes at once -----------------------------------------------------------
+
+    def apply_many(self, writes: Sequence[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> list[Any]:
+        """Apply several writes in order: inside `unbuffered()` as the backend's one transaction when it
+        has `apply_many` (committed together or not at all), otherwise one by one like separate calls."""
+        with self._lock:
+            if getattr(self._unbuffered, "depth", 0) and callable(getattr(self.inner, "apply_many", None)):
+                results: list[Any] = self._write_through("apply_many", list(writes))
+                return results
+            return [getattr(self, method)(*args, **kwargs) for method, args, kwargs in writes]
+
     # -- heartbeat and lifecycle ----------------------------------------------------------
 
     def heartbeat(self, component: str, user_id: str = "", info: dict[str, Any] | None = None) -> None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
+from functools import cache
 from typing import Any, TypeVar
 
-from sqlalchemy import update
+from sqlalchemy import Table, bindparam, insert, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, delete, select
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
@@ -31,6 +34,8 @@ from aitrader.storage.migrations import migrate
 
 T = TypeVar("T", bound=SQLModel)
 R = TypeVar("R")
+#: One storage call: (method name, positional arguments, keyword arguments).
+Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 
 def _is_locked(exc: BaseException) -> bool:
@@ -43,13 +48,30 @@ _retry_locked = retry(
 )
 
 
+@cache
+def _column_of(model: type[SQLModel]) -> dict[str, str]:
+    """Field name -> column name (they differ where a field is renamed, e.g. ``Signal.meta``)."""
+    return {attr.key: attr.columns[0].name for attr in sa_inspect(model).column_attrs}
+
+
+def _table(model: type[SQLModel]) -> Table:
+    table = model.__table__  # type: ignore[attr-defined]
+    assert isinstance(table, Table)
+    return table
+
+
 class SQLStorage:
-    """Storage over any SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://...``)."""
+    """Storage over any SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://...``).
+
+    Each call is one transaction; `apply_many` runs several calls as one. Hot-path writes (inserts,
+    closes, balances) are Core statements: the ORM's unit of work costs more than the write itself.
+    """
 
     def __init__(self, url: str, *, read_only: bool = False, migrate_schema: bool = True) -> None:
         self.url = url
         self.read_only = read_only
         self.engine = create_storage_engine(url, read_only=read_only)
+        self._local = threading.local()  # the session of an `apply_many` running on this thread
         if migrate_schema and not read_only:
             self.migrate()
 
@@ -59,26 +81,61 @@ class SQLStorage:
 
     # -- plumbing -------------------------------------------------------------------------
 
+    def apply_many(self, writes: Sequence[Write]) -> list[Any]:
+        """Run several storage calls in ONE transaction, in order: every one committed, or none
+        (the first error is raised and nothing is written). Returns their results, in order."""
+
+        def action() -> list[Any]:
+            with Session(self.engine, expire_on_commit=False) as session:
+                self._local.tx = session
+                try:
+                    results = [getattr(self, method)(*args, **kwargs) for method, args, kwargs in writes]
+                    session.commit()
+                finally:
+                    self._local.tx = None
+                return results
+
+        return self._guard(action)
+
+    def _in_transaction(self) -> bool:
+        return getattr(self._local, "tx", None) is not None
+
     @contextmanager
     def _session(self) -> Iterator[Session]:
+        """The `apply_many` transaction's session, or a new one (closed afterwards)."""
+        tx: Session | None = getattr(self._local, "tx", None)
+        if tx is not None:
+            yield tx
+            return
         with Session(self.engine, expire_on_commit=False) as session:
             yield session
 
+    def _commit(self, session: Session) -> None:
+        """Commit a call's own session; inside `apply_many` only flush (the transaction commits once)."""
+        if session is getattr(self._local, "tx", None):
+            session.flush()
+        else:
+            session.commit()
+
     def _guard(self, action: Callable[[], R]) -> R:
         try:
-            return _retry_locked(action)()
+            # Inside `apply_many` a locked database is retried by the whole transaction, not one call.
+            return action() if self._in_transaction() else _retry_locked(action)()
         except IntegrityError as exc:
             raise Conflict(_integrity_message(exc)) from exc
         except OperationalError as exc:
             raise StorageUnavailable(f"the database cannot be reached or used: {exc.orig}") from exc
 
     def _insert(self, row: T) -> T:
-        row = type(row).model_validate(row.model_dump())
+        model = type(row)
+        row = model.model_validate(row.model_dump())
+        columns = _column_of(model)
+        values = {columns[name]: getattr(row, name) for name in model.model_fields}
 
         def action() -> T:
             with self._session() as session:
-                session.add(row)
-                session.commit()
+                session.connection().execute(insert(_table(model)), values)
+                self._commit(session)
                 return row
 
         return self._guard(action)
@@ -110,7 +167,7 @@ class SQLStorage:
                 for name in {*changes, "updated_at"} & set(model.model_fields):
                     setattr(row, name, getattr(checked, name))
                 session.add(row)
-                session.commit()
+                self._commit(session)
                 return row
 
         return self._guard(action)
@@ -146,7 +203,7 @@ class SQLStorage:
                 if row is None:
                     raise NotFound(f"no trader with id {trader_id!r}")
                 session.delete(row)
-                session.commit()
+                self._commit(session)
 
         self._guard(action)
 
@@ -162,8 +219,10 @@ class SQLStorage:
                     return existing, False
                 session.add(signal)
                 try:
-                    session.commit()
+                    self._commit(session)
                 except IntegrityError:
+                    if self._in_transaction():
+                        raise  # a rollback here would undo the whole transaction
                     session.rollback()
                     existing = session.get(Signal, signal.id)
                     if existing is None:
@@ -252,15 +311,14 @@ class SQLStorage:
         def action() -> tuple[Position, bool]:
             with self._session() as session:
                 # The status condition makes the close exactly-once across racing callers.
-                result = session.exec(  # type: ignore[call-overload]
-                    update(Position)
-                    .where(col(Position.id) == position_id, col(Position.status) == PositionStatus.OPEN)
-                    .values(**values)
+                result = session.connection().execute(
+                    _close_statement(tuple(values)),
+                    {**values, "c_id": position_id, "c_open": PositionStatus.OPEN},
                 )
-                session.commit()
                 row = session.get(Position, position_id, populate_existing=True)
                 if row is None:
                     raise NotFound(f"no position with id {position_id!r}")
+                self._commit(session)  # one transaction: the read sees this close, not a later one
                 return row, result.rowcount == 1
 
         return self._guard(action)
@@ -295,13 +353,33 @@ class SQLStorage:
         return self._select(select(Balance).where(Balance.user_id == user_id).order_by(col(Balance.asset)))
 
     def set_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
-        rows = [Balance.model_validate({**b.model_dump(), "user_id": user_id}) for b in balances]
+        """Replace the user's balances; only rows that differ from the stored ones are written."""
+        self._write_balances(user_id, balances, replace=True)
+
+    def update_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
+        """Store these assets' balances (insert or update); the user's other assets stay as they are."""
+        self._write_balances(user_id, balances, replace=False)
+
+    def _write_balances(self, user_id: str, balances: Sequence[Balance], *, replace: bool) -> None:
+        now = utcnow()
+        wanted = {b.asset: {"b_user": user_id, "b_asset": b.asset, "free": _amount(b.free),
+                            "locked": _amount(b.locked), "updated_at": now} for b in balances}
 
         def action() -> None:
             with self._session() as session:
-                session.exec(delete(Balance).where(col(Balance.user_id) == user_id))  # type: ignore[call-overload]
-                session.add_all(rows)
-                session.commit()
+                connection = session.connection()
+                changed = list(wanted.values())
+                if replace:
+                    stored = {asset: (free, locked) for asset, free, locked in
+                              connection.execute(_SELECT_BALANCES, {"b_user": user_id})}
+                    gone = sorted(set(stored) - set(wanted))
+                    if gone:
+                        connection.execute(_DELETE_BALANCES, {"b_user": user_id, "b_assets": gone})
+                    changed = [row for asset, row in wanted.items() if stored.get(asset) != (row["free"], row["locked"])]
+                for row in changed:  # update, else insert: the Store is the only writer, so no race
+                    if connection.execute(_UPDATE_BALANCE, row).rowcount == 0:
+                        connection.execute(_INSERT_BALANCE, row)
+                self._commit(session)
 
         self._guard(action)
 
@@ -313,7 +391,7 @@ class SQLStorage:
         def action() -> None:
             with self._session() as session:
                 session.merge(row)
-                session.commit()
+                self._commit(session)
 
         self._guard(action)
 
@@ -325,6 +403,35 @@ class SQLStorage:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+_BALANCES = _table(Balance)
+_SELECT_BALANCES = select(_BALANCES.c.asset, _BALANCES.c.free, _BALANCES.c.locked).where(
+    _BALANCES.c.user_id == bindparam("b_user"))
+_DELETE_BALANCES = delete(_BALANCES).where(
+    _BALANCES.c.user_id == bindparam("b_user"), _BALANCES.c.asset.in_(bindparam("b_assets", expanding=True)))
+_UPDATE_BALANCE = update(_BALANCES).where(
+    _BALANCES.c.user_id == bindparam("b_user"), _BALANCES.c.asset == bindparam("b_asset")).values(
+    free=bindparam("free"), locked=bindparam("locked"), updated_at=bindparam("updated_at"))
+_INSERT_BALANCE = insert(_BALANCES).values(
+    user_id=bindparam("b_user"), asset=bindparam("b_asset"), free=bindparam("free"), locked=bindparam("locked"),
+    updated_at=bindparam("updated_at"))
+
+
+@cache
+def _close_statement(columns: tuple[str, ...]) -> Any:
+    """``UPDATE positions SET <columns> WHERE id = :c_id AND status = :c_open`` (built once per column set)."""
+    table = _table(Position)
+    return (update(table).where(table.c.id == bindparam("c_id"), table.c.status == bindparam("c_open"))
+            .values({name: bindparam(name) for name in columns}))
+
+
+def _amount(value: Any) -> Decimal:
+    """A balance amount as an exact, finite Decimal (a bad one is refused before anything is written)."""
+    amount = value if isinstance(value, Decimal) else Decimal(str(value))
+    if not amount.is_finite():
+        raise ValueError(f"a balance must be a finite amount, got {amount}")
+    return amount
 
 
 def _integrity_message(exc: IntegrityError) -> str:

@@ -384,6 +384,19 @@ class SupabaseStorage:
         body = {"p_user_id": user_id, "p_balances": [_to_row(row) for row in rows]}
         self._request("POST", "/rpc/set_balances", body=body)
 
+    def update_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
+        if not balances:
+            return
+        rows = [Balance.model_validate({**b.model_dump(), "user_id": user_id, "updated_at": utcnow()})
+                for b in balances]
+        self._request(
+            "POST",
+            "/balances",
+            params=[("on_conflict", "user_id,asset")],
+            body=[_to_row(row) for row in rows],
+            prefer="resolution=merge-duplicates,return=minimal",
+        )
+
     # -- heartbeat ------------------------------------------------------------------------
 
     def heartbeat(self, component: str, user_id: str = "", info: dict[str, Any] | None = None) -> None:

@@ -2,7 +2,7 @@
 memory, and each broker operation's writes sent to storage as one synchronous message.
 
 Inside `batch()` (one paper broker operation: a fill, a rest, a cancel), ``create_order``,
-``update_order`` and ``set_balances`` are collected and sent together through ``write_many`` (the
+``update_order``, ``set_balances`` and ``update_balances`` are collected and sent together through ``write_many`` (the
 Store actor's ``call_many``) when the operation ends, and that call returns only once storage has
 committed them. Nothing the operation did is acknowledged before then: if the process dies
 earlier, storage holds the state from before the operation, which is consistent (a paper fill has
@@ -85,6 +85,12 @@ class OrderCache:
             self._storage.set_balances(user_id, balances)
         else:
             self._batch.append(("set_balances", (user_id, list(balances)), {}))
+
+    def update_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
+        if self._batch is None:
+            self._storage.update_balances(user_id, balances)
+        else:
+            self._batch.append(("update_balances", (user_id, list(balances)), {}))
 
     @contextmanager
     def batch(self) -> Iterator[None]:

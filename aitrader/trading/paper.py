@@ -16,7 +16,8 @@ Model, in brief:
   must be covered by base actually held.
 * Every filter of the symbol is applied exactly as Binance does (see `SymbolRules`); MARKET
   notional checks use the current price.
-* Balances are written to `Storage` after every change and reloaded on construction, together
+* Balances are written to `Storage` after every change (only the assets that changed, with
+  `update_balances`) and reloaded on construction, together
   with the resting LIMIT orders; every order is journalled (PENDING_SUBMIT first) like a live one.
   With a batching storage (`OrderCache`) one operation's writes go as one synchronous message,
   and an operation whose writes fail leaves the account as it was.
@@ -93,13 +94,14 @@ class PaperBroker:
 
         Re-entrant: a caller may widen it (the close of a position takes its exit fill and the
         position's close write into one message)."""
-        saved = (dict(self._free), dict(self._locked), dict(self._orders), dict(self._resting), dict(self.fees_paid))
+        saved = (dict(self._free), dict(self._locked), dict(self._orders), dict(self._resting), dict(self.fees_paid),
+                 dict(self._balance_rows))
         batch = getattr(self.storage, "batch", None)
         try:
             with batch() if callable(batch) else nullcontext():
                 yield
         except BaseException:
-            self._free, self._locked, self._orders, self._resting, self.fees_paid = saved
+            self._free, self._locked, self._orders, self._resting, self.fees_paid, self._balance_rows = saved
             raise
 
     def _submit(self, request: SubmitOrder) -> OrderResult:
@@ -324,17 +326,19 @@ class PaperBroker:
             self._journal.record(result)
 
     def _save_balances(self) -> None:
+        """Write the assets whose balance differs from the stored row (a fill changes two of them)."""
         if self.storage is None:
             return
-        rows = []
+        changed = []
         for b in self.balances().values():
             row = self._balance_rows.get(b.asset)
-            if row is None or row.free != b.free or row.locked != b.locked:  # only changed assets are rebuilt
+            if row is None or row.free != b.free or row.locked != b.locked:
                 row = Balance.model_validate({"user_id": self.user_id, "asset": b.asset, "free": b.free,
                                               "locked": b.locked})
                 self._balance_rows[b.asset] = row
-            rows.append(row)
-        self.storage.set_balances(self.user_id, rows)
+                changed.append(row)
+        if changed:
+            self.storage.update_balances(self.user_id, changed)
 
     def _restore(self) -> bool:
         """Reload balances and resting LIMIT orders from storage; False if there is nothing stored."""
@@ -342,6 +346,7 @@ class PaperBroker:
             return False
         stored = self.storage.get_balances(self.user_id)
         for row in stored:
+            self._balance_rows[row.asset] = row
             self._free[row.asset] = row.free
             if row.locked:
                 self._locked[row.asset] = row.locked

@@ -53,7 +53,7 @@ def test_a_fill_is_in_storage_when_the_order_is_acknowledged(tmp_path: Path) -> 
     answer = service.submit_manual({"symbol": "BTCUSDT", "side": "BUY", "quantity": "1"})
     # Assert: one message carried the filled order and the balances, and storage has them all
     assert answer["status"] == "FILLED" and answer["position"] is not None
-    assert [[method for method, _, _ in message] for message in messages.sent] == [["create_order", "set_balances"]]
+    assert [[method for method, _, _ in message] for message in messages.sent] == [["create_order", "update_balances"]]
     stored = sql.get_order_by_client_id(answer["client_order_id"])
     assert stored is not None and stored.status is OrderStatus.FILLED
     assert {b.asset: b.free for b in sql.get_balances("alice")}["BTC"] == 1
@@ -69,7 +69,7 @@ def test_a_close_sends_its_exit_fill_and_the_close_as_one_message(tmp_path: Path
     view = service.close_position(position["id"], "stop_loss", D("100"))
     # Assert
     assert [[method for method, _, _ in message] for message in messages.sent] == [
-        ["create_order", "set_balances", "close_position"]]
+        ["create_order", "update_balances", "close_position"]]
     stored = sql.get_position(position["id"])
     assert view["status"] == "stopped" and stored.exit_order_id is not None
     exit_order = sql.get_order(stored.exit_order_id)
