@@ -31,6 +31,30 @@ def fake() -> Iterator[FakeApi]:
     api.close()
 
 
+class HeldAnswers(httpx.AsyncHTTPTransport):
+    """Once ``armed``, holds each answer to ``method path`` (the engine has acted on it) until ``release``."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__()
+        self.method, self.path = method, path
+        self.armed = False
+        self.served = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        response = await super().handle_async_request(request)
+        if self.armed and (request.method, request.url.path) == (self.method, self.path):
+            await response.aread()
+            self.served.set()
+            await self.release.wait()
+        return response
+
+
+def app_through(fake: FakeApi, transport: httpx.AsyncBaseTransport) -> AitraderApp:
+    """The TUI against ``fake`` with its REST calls going through ``transport``."""
+    return AitraderApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)))
+
+
 async def test_every_panel_by_number_tab_and_help(fake: FakeApi) -> None:
     app = make_app(fake)
     async with app.run_test(size=(120, 40)) as pilot:
@@ -84,7 +108,7 @@ async def test_create_trader_bad_filter_then_good(fake: FakeApi) -> None:
 
 
 async def test_a_slow_refusal_of_old_filter_text_does_not_replace_the_edits_verdict(fake: FakeApi) -> None:
-    transport = HeldAnswers("/api/traders")
+    transport = HeldAnswers("POST", "/api/traders")
     app = app_through(fake, transport)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ready(pilot)
@@ -136,31 +160,8 @@ async def test_close_a_position_after_confirmation(fake: FakeApi) -> None:
         assert ("POST", "/api/positions/pos-1/close") in fake.requests
 
 
-class HeldAnswers(httpx.AsyncHTTPTransport):
-    """Once ``armed``, holds each answer to ``path`` (the engine has already acted) until ``release``."""
-
-    def __init__(self, path: str) -> None:
-        super().__init__()
-        self.path = path
-        self.armed = False
-        self.served = asyncio.Event()
-        self.release = asyncio.Event()
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await super().handle_async_request(request)
-        if self.armed and request.url.path == self.path:
-            await response.aread()
-            self.served.set()
-            await self.release.wait()
-        return response
-
-
-def app_through(fake: FakeApi, transport: httpx.AsyncBaseTransport) -> AitraderApp:
-    return AitraderApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)))
-
-
 async def test_survives_an_engine_restart(fake: FakeApi) -> None:
-    transport = HeldAnswers("/api/markets")
+    transport = HeldAnswers("GET", "/api/markets")
     app = app_through(fake, transport)
     async with app.run_test(size=(120, 40)) as pilot:
         await wait_ready(pilot)
