@@ -6,8 +6,8 @@ symbols of ticker state through the hub, deploys the API, then measures:
 * ``/api/markets`` and ``/api/positions?status=open`` at 200 requests/s each, open-loop over 8
   keep-alive connections: latency counts from each request's scheduled time, so a stall shows
   in every request it delays;
-* ``floor_*``: the same against a one-route app deployed with the API's options, the cost of
-  Serve's proxy -> replica path itself on this machine;
+* ``floor_*``: the same against a one-route app deployed with the API's options (direct ingress:
+  its replica answers on the API's port + 1), the cost of Serve's request path itself here;
 * ``ws_p99_ms``: an event published to the hub until each of 50 subscribed clients has it.
 
 The last line printed is one JSON object, with the load average before and after. The run is
@@ -51,10 +51,18 @@ FLOOR_BODY = b'{"ok":true}'
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _free_ports() -> int:
+    """A port ``p`` with ``p + 1`` free too: the API answers on ``p``, the floor app on ``p + 1``."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+        return port
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -138,17 +146,24 @@ async def _paced(client: KeepAliveClient, path: str, check: Callable[[bytes], bo
 async def _http(port: int) -> dict[str, float]:
     """Each route's body is checked once (JSON, row count), then every response must equal it."""
     measured: dict[str, float] = {}
+    async with KeepAliveClient(port + 1, CONNECTIONS) as floor:
+        await _measure(floor, measured, "floor", "/floor/ping", "ok", None)
     async with KeepAliveClient(port, CONNECTIONS) as client:
         await _paced(client, "/api/markets", lambda body: True)  # warm-up: connections and caches
-        for name, path, key, rows in (("floor", "/floor/ping", "ok", None), ("markets", "/api/markets", "markets", 100),
+        for name, path, key, rows in (("markets", "/api/markets", "markets", 100),
                                       ("positions", "/api/positions?status=open", "positions", 50)):
-            status, expected = await client.get(path)
-            if status != 200 or (len(json.loads(expected)[key]) != rows if rows else expected != FLOOR_BODY):
-                raise RuntimeError(f"{path} answered {status}: {expected[:200]!r}")
-            latencies = await _paced(client, path, lambda body, expected=expected: body == expected)
-            measured[f"{name}_p50_ms"] = statistics.median(latencies)
-            measured[f"{name}_p99_ms"] = _pct(latencies, 0.99)
+            await _measure(client, measured, name, path, key, rows)
     return measured
+
+
+async def _measure(client: KeepAliveClient, measured: dict[str, float], name: str, path: str, key: str,
+                   rows: int | None) -> None:
+    status, expected = await client.get(path)
+    if status != 200 or (len(json.loads(expected)[key]) != rows if rows else expected != FLOOR_BODY):
+        raise RuntimeError(f"{path} answered {status}: {expected[:200]!r}")
+    latencies = await _paced(client, path, lambda body: body == expected)
+    measured[f"{name}_p50_ms"] = statistics.median(latencies)
+    measured[f"{name}_p99_ms"] = _pct(latencies, 0.99)
 
 
 async def _ws(port: int, events) -> float:  # noqa: ANN001
@@ -239,7 +254,7 @@ def _deploy_floor() -> None:
     from fastapi import FastAPI, Response
     from ray import serve
 
-    from serve.deployment import replica_options
+    from serve.options import replica_options
 
     floor = FastAPI()
 
@@ -260,7 +275,7 @@ def _run(folder: Path) -> dict[str, object]:
     from actors.store import Store
     from aitrader.config import Settings
     from aitrader.models import Position
-    from serve.deployment import start_api
+    from serve.deployment import start_api, start_serve_proxy
     from serve.ratelimit import RateLimits
 
     settings = Settings(api_key=SecretStr(KEY), user_id="bench", sqlite_path=folder / "data.db")
@@ -272,9 +287,10 @@ def _run(folder: Path) -> dict[str, object]:
     tickers = [("tickers", "ticker_update", {"symbol": f"SYM{i:03d}USDT", "price": f"{100 + i}.25", "change24h": "1.5",
                                              "volume24h": "123456.7", "sparkline": [float(j) for j in range(24)]})
                for i in range(100)]
-    port = _free_port()
+    port = _free_ports()
+    start_serve_proxy(port, "127.0.0.1", ingress_apps=2)  # the API on port, the floor app on port + 1
     start_api(settings, port, store=store, events=events, host="127.0.0.1",
-              limits=RateLimits(data_per_min=10**9, orders_per_min=10**9))
+              limits=RateLimits(data_per_min=10**9, orders_per_min=10**9), start_serve=False)
     base, headers = f"http://127.0.0.1:{port}", {"Authorization": f"Bearer {KEY}"}
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

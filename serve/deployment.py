@@ -17,45 +17,26 @@ from aitrader.config import Settings
 from aitrader.storage import open_storage
 from serve.app import create_app
 from serve.backend import RayBackend
+from serve.options import LOGGING, controller_env, replica_options, spare_port
 from serve.ratelimit import RateLimits
 from serve.service import ApiService
 
 log = logging.getLogger("aitrader.serve")
 
 APP_NAME = "aitrader-api"
-#: Each open WebSocket holds one request slot of a replica; allow hundreds of clients.
-MAX_ONGOING_REQUESTS = 1000
-#: Serve's own request-path settings, for the proxy (through the controller's environment) and
-#: the replica. Every request crosses proxy -> replica, and on a 2-core machine that hop, not our
-#: code, is most of a request's cost. Measured here with a one-route app at 200 req/s: with
-#: Serve's defaults the proxy fell seconds behind; with the proxy talking gRPC to the replica
-#: (instead of a Ray actor call with a streamed reply) p50 was ~15 ms. Also: request-path logs
-#: buffered and not copied to stderr, no access log line per request (``/metrics`` has per-route
-#: latency histograms), user code and the router on the actor's own event loop.
-SERVE_ENV = {
-    "RAY_SERVE_PROXY_USE_GRPC": "1",
-    "RAY_SERVE_LOG_TO_STDERR": "0",
-    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
-    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
-    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
-}
-LOGGING = {"enable_access_log": False}
 
 
-def replica_options() -> dict[str, Any]:
-    """``@serve.deployment`` options of an API replica (one replica: the read state lives in it)."""
-    return {"num_replicas": 1, "max_ongoing_requests": MAX_ONGOING_REQUESTS, "logging_config": LOGGING,
-            "ray_actor_options": {"num_cpus": 0, "runtime_env": {"env_vars": SERVE_ENV}}}
+def start_serve_proxy(port: int, host: str = "::", *, ingress_apps: int = 1) -> None:
+    """Start Serve's controller so the API replica itself serves HTTP on ``host:port``.
 
-
-def start_serve_proxy(port: int, host: str = "::") -> None:
-    """Start Serve's controller and HTTP proxy on ``host:port`` with `SERVE_ENV` (``::`` reaches IPv4 and IPv6).
-
-    Serve's options only apply when this creates the controller: call it before anything else
-    starts Serve on the cluster.
+    ``::`` reaches IPv4 and IPv6. With direct ingress Serve still starts its HTTP proxy on the head
+    node; it gets a spare free port (nothing needs it: the replica answers on ``port``). Serve's
+    options only apply when this creates the controller: call it before anything else starts
+    Serve on the cluster.
     """
-    serve.start(http_options={"host": host, "port": port}, logging_config=LOGGING,
-                controller_options={"runtime_env": {"env_vars": SERVE_ENV}})
+    serve.start(http_options={"host": host, "port": spare_port(host, avoid=range(port, port + ingress_apps))},
+                logging_config=LOGGING,
+                controller_options={"runtime_env": {"env_vars": controller_env(port, ingress_apps)}})
 
 
 @serve.deployment(name="ApiIngress", **replica_options())

@@ -110,7 +110,7 @@ def test_websocket_with_a_wrong_query_key_is_closed_1008(engine_api: dict[str, A
     from serve.auth import UNAUTHORIZED
 
     closed = asyncio.run(scenario())
-    # The Serve proxy passes the replica's close code and reason through to the client.
+    # The replica (direct ingress: no proxy in between) sends its close code and reason to the client.
     assert closed.rcvd is not None and (closed.rcvd.code, closed.rcvd.reason) == (1008, UNAUTHORIZED)
 
 

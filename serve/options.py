@@ -1,0 +1,62 @@
+"""Serve's settings for the API: environment of the controller and replica, replica options.
+
+Plain data and functions (no Ray import) so unit tests can check them. Serve reads its
+``RAY_SERVE_*`` settings when its modules are imported, so they travel to the controller and
+replica processes as runtime_env env vars, never through this process's environment.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+#: Each open WebSocket holds one request slot of a replica; allow hundreds of clients.
+MAX_ONGOING_REQUESTS = 1000
+#: Direct ingress: the ingress replica runs its own uvicorn over the FastAPI app, so a request
+#: no longer crosses Serve's proxy actor (on this 2-core machine that proxy -> replica hop, not
+#: our code, was most of a request's cost). Its drain floor (30 s by default, so an external load
+#: balancer can deregister a replica) is dropped: nothing deregisters here. Also: request-path
+#: logs buffered and not copied to stderr, user code and the router on the actor's own loop.
+SERVE_ENV = {
+    "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
+    "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
+    "RAY_SERVE_LOG_TO_STDERR": "0",
+    "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
+    "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
+    "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+}
+#: No access log line per request: ``/metrics`` has per-route latency histograms.
+LOGGING = {"enable_access_log": False}
+
+
+def controller_env(port: int, ingress_apps: int = 1) -> dict[str, str]:
+    """The controller's environment: `SERVE_ENV`, with ``port`` as the only HTTP port it hands out.
+
+    In direct-ingress mode the controller gives each ingress replica an HTTP port from
+    ``[MIN_HTTP_PORT, MAX_HTTP_PORT)``, lowest first; a one-port range puts the API replica on
+    ``port`` (``ingress_apps`` > 1 gives apps deployed later ``port + 1``, ...). A released port goes
+    straight back to the pool (no quarantine), so a replica that replaces a dead one gets it again.
+    """
+    if ingress_apps < 1:
+        raise ValueError(f"ingress_apps must be at least 1, not {ingress_apps}")
+    return {**SERVE_ENV,
+            "RAY_SERVE_DIRECT_INGRESS_MIN_HTTP_PORT": str(port),
+            "RAY_SERVE_DIRECT_INGRESS_MAX_HTTP_PORT": str(port + ingress_apps),
+            "RAY_SERVE_PORT_QUARANTINE_S": "0"}
+
+
+def replica_options() -> dict[str, Any]:
+    """``@serve.deployment`` options of an API replica (one replica: the read state lives in it)."""
+    return {"num_replicas": 1, "max_ongoing_requests": MAX_ONGOING_REQUESTS, "logging_config": LOGGING,
+            "ray_actor_options": {"num_cpus": 0, "runtime_env": {"env_vars": dict(SERVE_ENV)}}}
+
+
+def spare_port(host: str, avoid: range) -> int:
+    """A free TCP port on ``host`` outside ``avoid``: where Serve's unused HTTP proxy listens."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    while True:
+        with socket.socket(family) as sock:
+            sock.bind((host, 0))
+            port: int = sock.getsockname()[1]
+        if port not in avoid:
+            return port
