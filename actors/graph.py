@@ -145,20 +145,18 @@ class EngineGraph:
 
 def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: float = 1.0,
                 clock_anchor_ms: int | None = None, watchlist: list[str] | None = None) -> EngineGraph:
-    """Create every actor of the engine under its name in the ``aitrader`` namespace."""
-    from actors.analysis import SignalAnalyst
-    from actors.events import EventHub
-    from actors.executor import Executor
-    from actors.filter_pool import FilterWorker, default_pool_size
-    from actors.monitor import Monitor
-    from actors.scheduler import Scheduler
-    from actors.store import Store
+    """Create every actor of the engine under its name in the ``aitrader`` namespace.
 
+    Each actor's module is imported just before the actor is created, cheapest first: creating
+    an actor only submits it, so its process starts while this one imports the next module
+    (several of them take a second or more of CPU to import).
+    """
     # The actors read the market from wherever the engine does (Binance or the local exchange).
     settings = settings.model_copy(update={"binance_api_url": api_url, "binance_stream_url": stream_url})
     intervals = ["1m", "5m", "15m", "1h"]
     graph = EngineGraph(settings=settings, intervals=intervals, stream_url=stream_url, api_url=api_url)
-    graph.store = graph.add("store", "store", lambda: _named(Store, "store").remote(settings))
+    from actors.events import EventHub
+
     graph.events = graph.add("events", "events", lambda: _named(EventHub, "events").remote())
 
     symbols = list(dict.fromkeys((watchlist if watchlist is not None else WATCHLIST)[: settings.max_symbols]))
@@ -173,16 +171,33 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
         graph.shards.append(shard)
         graph._symbol_shard.update({s: index for s in bucket})
 
-    graph.executor = graph.add("executor", "executor", lambda: _named(Executor, "executor").remote(
-        settings, graph.store, graph.events, "monitor"))
-    graph.monitor = graph.add("monitor", "monitor", lambda: _named(Monitor, "monitor").remote(
-        settings, graph.store, graph.events, graph.executor))
+    from actors.filter_pool import FilterWorker, default_pool_size
+
     for index in range(default_pool_size()):
         name = f"filter-worker-{index}"
         graph.workers.append(graph.add(name, "worker", lambda n=name, i=index: _named(FilterWorker, n).remote(i)))
+
+    from actors.store import Store
+
+    graph.store = graph.add("store", "store", lambda: _named(Store, "store").remote(settings))
+
+    from actors.executor import Executor
+
+    graph.executor = graph.add("executor", "executor", lambda: _named(Executor, "executor").remote(
+        settings, graph.store, graph.events, "monitor"))
+
+    from actors.monitor import Monitor
+
+    graph.monitor = graph.add("monitor", "monitor", lambda: _named(Monitor, "monitor").remote(
+        settings, graph.store, graph.events, graph.executor))
     if settings.enable_ai_analysis:
+        from actors.analysis import SignalAnalyst
+
         graph.analyst = graph.add("analyst", "analyst", lambda: _named(SignalAnalyst, "analyst").remote(
             settings, graph.store, graph.events, graph.shards, graph.executor))
+
+    from actors.scheduler import Scheduler
+
     graph.scheduler = graph.add("scheduler", "scheduler", lambda: _named(Scheduler, "scheduler").remote(
         settings, graph.store, graph.events, graph.workers, graph.shards, graph.executor,
         clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms, analyst=graph.analyst))

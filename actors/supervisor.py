@@ -64,9 +64,10 @@ class Supervisor:
         # while the actors' processes are still starting.
         yield f"created {len(self.graph.specs())} actors (store, event hub, stream shards, filter workers, " \
               "scheduler, executor, monitor); waiting for their processes to start"
-        await self._await_all_ready()
-        yield f"{len(self.graph.shards)} stream shard(s) connecting to {self.stream_url}; backfilling candles over REST"
-        await self._wire_all()
+        # Each actor is wired as soon as its own process is up: a shard starts streaming and
+        # backfilling while the scheduler's process is still importing.
+        await self._start_all()
+        yield f"actors started and wired; {len(self.graph.shards)} stream shard(s) streaming from {self.stream_url}"
         seeded = await self._seed_example_trader()
         if seeded:
             yield f"seeded an example trader ({EXAMPLE_TRADER['name']}) on an empty database"
@@ -121,15 +122,15 @@ class Supervisor:
 
     # -- wiring and watching --------------------------------------------------------------------
 
-    async def _await_all_ready(self) -> None:
+    async def _start_all(self) -> None:
+        """Wait for every actor's process and wire each one the moment it is up."""
         assert self.graph is not None
-        for spec in self.graph.specs():
-            pid = await asyncio.wait_for(spec.handle.pid.remote(), 300)
-            self._pids[spec.name] = pid
 
-    async def _wire_all(self) -> None:
-        assert self.graph is not None
-        await asyncio.gather(*(self._wire(spec) for spec in self.graph.specs()))
+        async def start(spec: ActorSpec) -> None:
+            self._pids[spec.name] = await asyncio.wait_for(spec.handle.pid.remote(), 300)
+            await self._wire(spec)
+
+        await asyncio.gather(*(start(spec) for spec in self.graph.specs()))
 
     async def _wire(self, spec: ActorSpec) -> None:
         """(Re)connect an actor to its peers after it started or restarted."""

@@ -7,7 +7,8 @@ Measures
   process, its descendants and every process of its Ray session, found through the session dir
   in their command lines), summed from ``/proc/<pid>/smaps_rollup``, once 50 traders over 100
   symbols are running;
-* ``shutdown_s``: from SIGTERM to the last of those processes gone.
+* ``shutdown_s``: from SIGTERM to the ``aitrader up`` process (what ``aitrader down`` sends; a
+  container stop does the same) to the last of those processes gone.
 
 The engine runs in its own process group and AITRADER_HOME (a temp dir); whatever outlives the
 measurement is killed by pid, never by name, so other Ray sessions on the machine are left alone.
@@ -201,11 +202,17 @@ def main() -> dict[str, Any]:
         result["processes"] = len(pids)
         result["memory_pss_mb"] = round(pss_mb(pids), 1)
         stop = time.monotonic()
-        os.killpg(process.pid, signal.SIGTERM)
+        # Not the whole process group: Ray's own processes share it, and signalling them too would
+        # tear Ray down under the engine's graceful stop (Ctrl-C's SIGINT is blocked in them).
+        os.kill(process.pid, signal.SIGTERM)
         process.wait(timeout=SHUTDOWN_DEADLINE_S)
         wait_gone(pids, SHUTDOWN_DEADLINE_S)
         result["shutdown_s"] = round(time.monotonic() - stop, 2)
         result["exit_code"] = process.returncode
+        # The graceful stop's own account (in-flight checks, unflushed store writes), as logged.
+        said = [line for line in (home / "up.log").read_text(errors="replace").splitlines()
+                if line.startswith("aitrader: shutdown: ")]
+        result["shutdown_report"] = said[-1].removeprefix("aitrader: shutdown: ") if said else None
     finally:
         kill_all(engine_pids(process.pid, sessions) | ({process.pid} if process.poll() is None else set()))
     result["targets_met"] = (result.get("startup_s", 1e9) < 15 and result.get("memory_pss_mb", 1e9) < 2048)

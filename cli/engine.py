@@ -100,6 +100,8 @@ def init_ray(address: str | None) -> None:
                 namespace="aitrader",
                 log_to_driver=False,
                 object_store_memory=300 * 1024 * 1024,
+                # Ray's own metrics (the engine's are on /metrics): no exporter in every worker.
+                _system_config={"enable_metrics_collection": False},
                 # No runtime_env: workers inherit this process's environment (usage stats off
                 # included), and a job runtime_env makes every worker start wait on Ray's agent.
             )
@@ -111,40 +113,41 @@ def init_ray(address: str | None) -> None:
             log.warning("Ray did not start (attempt %d of 3): %s; retrying", attempt, exc)
 
 
-def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any) -> dict[str, Any]:
-    """Create the exchange (if local), the supervisor and its graph, and the API; return handles.
+def start_local_exchange(speed: float, say: Any) -> Any:
+    """Serve the local exchange from a thread of this process (it needs no Ray), on port 9000 if free.
 
-    Serve's controller and proxy start in a thread while the actor graph comes up: both are a
-    few Ray worker processes whose start-up is mostly waiting, so doing them side by side
+    In-process, it is ready in well under a second, long before Ray is: nothing in the engine
+    waits for it, and it costs no Ray worker process. It lives and dies with ``aitrader up``.
+    """
+    from aitrader.exchange import ExchangeConfig, start_in_thread
+
+    now = int(time.time() * 1000)
+    exchange = start_in_thread(ExchangeConfig(port=free_port(9000), speed=speed, anchor_ms=now - now % 60_000))
+    say(f"local exchange serving {exchange.url} (speed x{speed:g})")
+    return exchange
+
+
+def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any,
+                 exchange: Any = None) -> dict[str, Any]:
+    """Create the supervisor and its graph, and the API; return handles.
+
+    ``exchange`` is the in-process local exchange (`start_local_exchange`) when the feed is
+    local. Serve's controller and proxy start in a thread while the actor graph comes up: both
+    are a few Ray worker processes whose start-up is mostly waiting, so doing them side by side
     takes seconds off ``aitrader up``.
     """
     from concurrent.futures import ThreadPoolExecutor
 
     from actors import NAMESPACE
-    from actors.exchange import LocalExchangeActor
     from actors.supervisor import Supervisor
 
     api_url, stream_url, anchor = choice.api_url, choice.stream_url, None
-    exchange = None
+    if exchange is not None:
+        api_url, stream_url, anchor = exchange.url, exchange.ws_url, exchange.exchange.clock.anchor_ms
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-start") as pool:
         serve_started = pool.submit(_start_serve, port)
-        started = None
-        if choice.start_local_exchange:
-            now = int(time.time() * 1000)
-            anchor = now - now % 60_000
-            exchange_port = free_port(9000)
-            exchange = LocalExchangeActor.options(name="exchange", namespace=NAMESPACE, get_if_exists=True).remote(
-                port=exchange_port, speed=speed, anchor_ms=anchor)
-            # Its URLs are known now, so the supervisor's process starts while the exchange does.
-            api_url, stream_url = f"http://127.0.0.1:{exchange_port}", f"ws://127.0.0.1:{exchange_port}"
-            started = exchange.start.remote()
         supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
             settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
-        if started is not None:
-            info = _get(started, 60)
-            if (info["url"], info["ws_url"]) != (api_url, stream_url):
-                raise EngineStartError(f"the local exchange serves {info['url']}, not {api_url} as planned")
-            say(f"local exchange serving {api_url} (speed x{speed:g})")
         api_deployed = None
         for ref in supervisor.start.remote():
             say(_get(ref, 600))
@@ -185,28 +188,41 @@ def wait_healthy(address: str, timeout_s: float) -> None:
     raise EngineStartError(f"the API at {address} did not become healthy within {timeout_s:.0f} s")
 
 
-def stop_engine(engine: dict[str, Any], say: Any) -> None:
-    """Graceful shutdown: checks stop, in-flight work finishes, the store flushes, actors stop."""
+def stop_engine(engine: dict[str, Any], say: Any, *, own_ray: bool = False) -> None:
+    """Graceful shutdown: checks stop, in-flight work finishes, the store flushes, actors stop.
+
+    ``own_ray``: this process started the Ray it runs on, and ``ray.shutdown()`` will end every
+    process of it (Serve's included); then Serve is not shut down on its own, which spends
+    seconds draining a proxy for nothing once the engine's state is flushed. On a cluster the
+    engine joined, Serve's app is removed so it does not outlive the engine.
+    """
     import ray
-    from ray import serve
 
     say("stopping: no new checks; finishing in-flight work and flushing the store")
     with contextlib.suppress(Exception):
         report = _get(engine["supervisor"].shutdown.remote(), 30)
         if report:
             say(f"shutdown: {report}")
-    # Serve's own shutdown drains its proxy for 30 s or more; the engine's state is already
-    # flushed, so give it a few seconds and move on (Ray's shutdown reaps what is left).
-    import threading
+    if not own_ray:
+        import threading
 
-    stopper = threading.Thread(target=_quietly, args=(serve.shutdown,), name="serve-shutdown", daemon=True)
-    stopper.start()
-    stopper.join(SERVE_SHUTDOWN_WAIT_S)
-    for name in ("supervisor", "exchange"):
-        handle = engine.get(name)
-        if handle is not None:
-            with contextlib.suppress(Exception):
-                ray.kill(handle, no_restart=True)
+        from ray import serve
+
+        # Serve's own shutdown drains its proxy for 30 s or more: give it a few seconds.
+        stopper = threading.Thread(target=_quietly, args=(serve.shutdown,), name="serve-shutdown", daemon=True)
+        stopper.start()
+        stopper.join(SERVE_SHUTDOWN_WAIT_S)
+    if engine.get("supervisor") is not None:
+        with contextlib.suppress(Exception):
+            ray.kill(engine["supervisor"], no_restart=True)
+    stop_local_exchange(engine.get("exchange"))
+
+
+def stop_local_exchange(exchange: Any) -> None:
+    """Stop the in-process local exchange (its stream clients hear ``serverShutdown``)."""
+    if exchange is not None:
+        with contextlib.suppress(Exception):
+            exchange.stop(timeout=5.0)
 
 
 def _quietly(fn: Any) -> None:

@@ -46,7 +46,15 @@ def up(
         _detach(feed, speed, address, port)
         return
 
-    from cli.engine import EngineStartError, choose_feed, init_ray, start_engine, stop_engine
+    from cli.engine import (
+        EngineStartError,
+        choose_feed,
+        init_ray,
+        start_engine,
+        start_local_exchange,
+        stop_engine,
+        stop_local_exchange,
+    )
 
     mode = "PAPER" if settings.paper_trading else "LIVE"
     _say(f"starting aitrader ({mode} trading, storage {settings.storage_backend}, user {settings.user_id})")
@@ -56,10 +64,13 @@ def up(
         fail(f"aitrader up: {exc}")
     if choice.note:
         typer.secho(f"\n  !!! {choice.note.upper()} !!!\n", fg=typer.colors.YELLOW, bold=True, err=True)
+    # The local exchange needs no Ray: it is serving before Ray is up.
+    exchange = start_local_exchange(speed, _say) if choice.start_local_exchange else None
     _say("starting Ray" + (f" (joining {address})" if address else " (single node)"))
     try:
         init_ray(address)
     except EngineStartError as exc:
+        stop_local_exchange(exchange)
         fail(f"aitrader up: {exc}")
     engine: dict = {}
     stopping = threading.Event()
@@ -70,7 +81,7 @@ def up(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        engine = start_engine(settings, choice, speed=speed, port=port, say=_say)
+        engine = start_engine(settings, choice, speed=speed, port=port, say=_say, exchange=exchange)
         _write_pid()
         _say(f"engine running; API on http://127.0.0.1:{port} (key in {aitrader_home() / 'api_key'})")
         if headless:
@@ -85,7 +96,9 @@ def up(
         fail(f"aitrader up: {exc}")
     finally:
         if engine:
-            stop_engine(engine, _say)
+            stop_engine(engine, _say, own_ray=address is None)
+        else:
+            stop_local_exchange(exchange)
         _clear_pid()
         import ray
 

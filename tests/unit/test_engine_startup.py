@@ -1,0 +1,46 @@
+"""`aitrader up`'s pieces that need no Ray: the in-process local exchange and the start-up timeline's
+/proc readings."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from bench.engine_timeline import cpu_seconds, process_label, process_started
+from cli.engine import start_local_exchange, stop_local_exchange
+
+
+def test_the_local_exchange_serves_in_process_on_a_minute_aligned_timeline_until_stopped() -> None:
+    said: list[str] = []
+
+    exchange = start_local_exchange(60.0, said.append)
+    try:
+        answer = httpx.get(f"{exchange.url}/api/v3/ping", timeout=5)
+        klines = httpx.get(f"{exchange.url}/api/v3/klines", params={"symbol": "BTCUSDT", "interval": "1m",
+                                                                   "limit": 3}, timeout=5).json()
+    finally:
+        stop_local_exchange(exchange)
+
+    assert answer.status_code == 200
+    assert exchange.ws_url == exchange.url.replace("http://", "ws://")
+    assert exchange.exchange.clock.anchor_ms % 60_000 == 0
+    assert len(klines) == 3 and all(k[0] % 60_000 == 0 for k in klines)
+    assert said == [f"local exchange serving {exchange.url} (speed x60)"]
+    with pytest.raises(httpx.HTTPError):
+        httpx.get(f"{exchange.url}/api/v3/ping", timeout=2)
+
+
+def test_stopping_no_exchange_is_a_no_op() -> None:
+    stop_local_exchange(None)
+
+
+def test_timeline_reads_start_time_cpu_and_name_of_a_process() -> None:
+    started = process_started(os.getpid())
+
+    assert started is not None and time.time() - 3600 * 24 * 365 < started <= time.time()
+    assert cpu_seconds(os.getpid()) > 0
+    assert process_label(os.getpid()) != "?"
+    assert process_started(2**22 + 12345) is None  # above pid_max: never a live process
