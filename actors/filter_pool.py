@@ -1,15 +1,17 @@
 """FilterWorker actors and the FilterPool that spreads check batches over them.
 
-A worker holds a `CheckRunner` (compiled-filter LRU by code hash, one evaluation per filter
-and timeframe in a batch).  It does not fetch frames itself: the scheduler requests each
-shard's frame once per candle close and passes the object reference along with every batch
-that reads it, so all workers share one fetch (numpy arrays are read from the object store
-without copying).  A worker keeps the last few frames it resolved, by reference.
+A worker holds a `CheckRunner` (compiled-filter LRU by code hash, each filter evaluated once
+per shard frame).  It does not fetch frames itself: the scheduler requests each shard's frame
+once per candle close and passes the object reference, as a top-level argument, to every batch
+that reads it, so all workers share one fetch and Ray hands them the frame once it is ready
+(numpy arrays are read from the object store without copying).  A worker keeps the last few
+frames it was given, by object id, with the filter outcomes already computed on them.
 """
 
 from __future__ import annotations
 
-import asyncio
+import gc
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -19,8 +21,6 @@ import ray
 from aitrader.checks import CheckResult, CheckRunner, ShardFrame
 from aitrader.scheduling import CheckTrader
 
-FRAME_TIMEOUT_S = 10.0
-
 
 def default_pool_size() -> int:
     """One worker per CPU Ray has, at least one."""
@@ -29,11 +29,12 @@ def default_pool_size() -> int:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=8)
 class FilterWorker:
-    """Evaluates batches of trader checks on shard frames passed in by reference."""
+    """Evaluates batches of trader checks on the shard frames passed in with them."""
 
     def __init__(self, worker_id: int = 0, cache_size: int = 256, time_budget_s: float = 2.0,
                  frame_cache_size: int = 16) -> None:
         self.worker_id = worker_id
+        gc.freeze()  # what start-up built lives for good: keep it out of full collections
         self.runner = CheckRunner(cache_size, time_budget_s)
         self._frames: OrderedDict[str, ShardFrame] = OrderedDict()
         self._frame_cache_size = frame_cache_size
@@ -48,32 +49,29 @@ class FilterWorker:
         return os.getpid()
 
     async def check(
-        self, checks: list[CheckTrader], frames: dict[tuple[int, str], Any], routes: dict[str, list[int]]
+        self, checks: list[CheckTrader], routes: dict[str, list[int]], keys: list[tuple[int, str]],
+        frame_ids: list[str], *frames: Any,
     ) -> list[CheckResult]:
-        """Run ``checks``; ``frames`` maps (shard index, timeframe) to a frame's object reference
-        and ``routes`` each trader to the shard indexes holding its symbols."""
-        keys = sorted(frames)
-        fetched = await asyncio.gather(*(self._frame(frames[key]) for key in keys), return_exceptions=True)
+        """Run ``checks``; ``frames[n]`` is the frame of (shard index, timeframe) ``keys[n]``,
+        ``frame_ids[n]`` its object id, and ``routes`` maps each trader to the shard indexes
+        holding its symbols."""
+        started = time.perf_counter()
         resolved: dict[tuple[int, str], ShardFrame] = {}
-        failures: dict[tuple[int, str], str] = {}
-        for key, value in zip(keys, fetched, strict=True):
-            if isinstance(value, BaseException):
-                failures[key] = f"market data from shard {key[0]} is unavailable: {type(value).__name__}: {value}"
-            else:
-                resolved[key] = value
+        for key, frame_id, frame in zip(keys, frame_ids, frames, strict=True):
+            resolved[key] = self._frame(frame_id, frame)
         runnable, results = [], {}
         for check in checks:
             needed = [(i, tf) for i in routes.get(check.trader_id, []) for tf in check.timeframes]
-            broken = [failures.get(key, f"no frame of shard {key[0]} was sent") for key in needed
-                      if key not in resolved]
+            broken = [f"no frame of shard {key[0]} was sent" for key in needed if key not in resolved]
             if broken:
                 results[check.trader_id] = CheckResult(check.trader_id, check.code_hash, [], 0.0, broken[0], "data")
             else:
                 runnable.append(check)
         by_timeframe: dict[str, list[ShardFrame]] = {}
-        for (_, timeframe), frame in sorted(resolved.items()):
-            by_timeframe.setdefault(timeframe, []).append(frame)
-        for result in self.runner.run(runnable, by_timeframe):
+        for (_, timeframe), shard_frame in sorted(resolved.items()):
+            by_timeframe.setdefault(timeframe, []).append(shard_frame)
+        fetch_ms = round((time.perf_counter() - started) * 1000, 3)
+        for result in self.runner.run(runnable, by_timeframe, fetch_ms):
             results[result.trader_id] = result
         self._counters["batches"] += 1
         self._counters["checks"] += len(checks)
@@ -83,19 +81,18 @@ class FilterWorker:
         return {**self._counters, "filters_cached": len(self.runner.filters), "frames_cached": len(self._frames),
                 "evaluations": self.runner.evaluations}
 
-    async def _frame(self, ref: Any) -> ShardFrame:
-        key = ref.hex()
-        cached = self._frames.get(key)
+    def _frame(self, frame_id: str, frame: Any) -> ShardFrame:
+        cached = self._frames.get(frame_id)
         if cached is not None:
             self._counters["frame_hits"] += 1
-            self._frames.move_to_end(key)
+            self._frames.move_to_end(frame_id)
             return cached
-        frame = ShardFrame(await asyncio.wait_for(ref, FRAME_TIMEOUT_S))
+        shard_frame = ShardFrame(frame)
         self._counters["frame_fetches"] += 1
-        self._frames[key] = frame
+        self._frames[frame_id] = shard_frame
         while len(self._frames) > self._frame_cache_size:
             self._frames.popitem(last=False)
-        return frame
+        return shard_frame
 
 
 class FilterPool:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -23,6 +24,7 @@ from actors.filter_pool import FilterPool, FilterWorker
 from aitrader.batching import FrameRefs, plan_batches
 from aitrader.checks import CheckResult
 from aitrader.config import Settings
+from aitrader.dispatch import ShardRoutes, StageTimes
 from aitrader.filters import FilterError, compile_filter
 from aitrader.models import Signal, Trader, TraderStatus
 from aitrader.scheduling import CheckScheduler, CheckTrader, ClosedCandle, MarketClock, TraderPlan
@@ -75,7 +77,8 @@ class Scheduler:
         self.pool = FilterPool(list(pool_workers), factory=lambda index: FilterWorker.remote(index))  # type: ignore[attr-defined]
         self.core = CheckScheduler(MarketClock(clock_speed, clock_anchor_ms), max_queue=max_queue)
         self._traders: dict[str, Trader] = {}
-        self._symbol_shard: dict[str, int] = {}
+        self._routes = ShardRoutes()
+        self._stages = StageTimes()
         self._shard_versions: dict[int, int] = {index: 0 for index in range(len(self._shards))}
         self._frames = FrameRefs(lambda index, timeframe: self._shards[index].frame.remote(timeframe))
         self._stale_symbols: set[str] = set()
@@ -159,6 +162,7 @@ class Scheduler:
             "shards": len(self._shards),
             "frame_requests": self._frames.requests,
             "frame_reuses": self._frames.reuses,
+            **self._stages.summary(reset_latency),
         }
 
     # -- traders ----------------------------------------------------------------------------------
@@ -180,13 +184,13 @@ class Scheduler:
     async def on_candles_closed(self, closed: list[ClosedCandle]) -> int:
         """Candle closes from a shard: queue the traders watching them; returns how many were queued."""
         await self.start()
-        for index in {self._symbol_shard.get(symbol) for symbol, _, _ in closed}:
+        for index in {self._routes.shard_of(symbol) for symbol, _, _ in closed}:
             if index is not None:
                 self._shard_versions[index] += 1
         queued = self.core.candles_closed(closed)
         if queued:
             # Ask the shards for the new frames now, while the checks are being dispatched.
-            for index, interval in {(self._symbol_shard.get(s), i) for s, i, _ in closed}:
+            for index, interval in {(self._routes.shard_of(s), i) for s, i, _ in closed}:
                 if index is not None:
                     self._frames.get(index, interval, self._shard_versions[index])
             self._wake.set()
@@ -212,8 +216,8 @@ class Scheduler:
         self._traders[trader.id] = trader
         self.core.upsert(TraderPlan(trader.id, tuple(trader.symbols), tuple(trader.timeframes),
                                     max(60, trader.check_interval), trader.signal_code, compiled.code_hash))
-        unknown = [s for s in trader.symbols if s not in self._symbol_shard]
-        if unknown and self._symbol_shard:
+        unknown = [s for s in trader.symbols if s not in self._routes]
+        if unknown and self._routes:
             self._log("WARNING", f"trader {trader.name!r}: no stream shard carries {', '.join(unknown)}")
         return {"ok": True, "scheduled": True, "error": None}
 
@@ -235,6 +239,11 @@ class Scheduler:
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._dispatch_loop()), loop.create_task(self._tick_loop()),
                        loop.create_task(self._health_loop())]
+        # A full collection walks every object the process holds (Ray's and the libraries' too)
+        # and stalled checks for ~170 ms; what exists after start-up lives for good, so leave it
+        # out of collections.
+        gc.collect()
+        gc.freeze()
         log.info("scheduler started with %d traders, %d shards, %d workers",
                  len(self._traders), len(self._shards), len(self.pool))
         return len(self._traders)
@@ -283,10 +292,9 @@ class Scheduler:
         )
         for index, health in enumerate(replies):
             if isinstance(health, BaseException):
-                stale |= {s for s, i in self._symbol_shard.items() if i == index}
+                stale |= self._routes.symbols_of(index)
                 continue
-            for symbol in health.get("symbols", []):
-                self._symbol_shard[symbol] = index
+            self._routes.assign(health.get("symbols", []), index)
             stale |= set(health["symbols"]) if not health.get("connected") else set(health.get("stale_symbols", []))
         newly = stale - self._stale_symbols
         if newly:
@@ -301,29 +309,38 @@ class Scheduler:
         )
         for index, symbols in enumerate(replies):
             if not isinstance(symbols, BaseException):
-                for symbol in symbols:
-                    self._symbol_shard[symbol] = index
+                self._routes.assign(symbols, index)
 
     # -- checks -----------------------------------------------------------------------------------
 
     async def _run_batch(self, checks: list[CheckTrader], index: int, worker: Any) -> None:
         self._counters["batches"] += 1
         results: list[CheckResult] | None = None
+        dispatched_s = replied_s = self.core.clock.wall_s()
+        keys: list[tuple[int, str]] = []
         try:
-            routes = {c.trader_id: sorted({i for s in c.symbols if (i := self._symbol_shard.get(s)) is not None})
-                      for c in checks}
+            routes = {c.trader_id: self._routes.route(c.symbols) for c in checks}
             used = {(i, tf) for c in checks for i in routes[c.trader_id] for tf in c.timeframes}
-            frames = {(i, tf): self._frames.get(i, tf, self._shard_versions[i]) for i, tf in used}
+            keys = sorted(used)
+            refs = [self._frames.get(i, tf, self._shard_versions[i]) for i, tf in keys]
+            # Frames go as top-level arguments: Ray hands the worker the frames once they are
+            # ready, with no borrowed references to resolve (passed nested, each batch paid
+            # an owner round trip per frame).
             replies: list[CheckResult] = await asyncio.wait_for(
-                worker.check.remote(checks, frames, routes), BATCH_TIMEOUT_S)
+                worker.check.remote(checks, routes, keys, [ref.hex() for ref in refs], *refs), BATCH_TIMEOUT_S)
+            replied_s = self.core.clock.wall_s()
             results = replies
-            for i, tf in used:  # a failed fetch is asked for again by the next batch
-                if any(r.error_kind == "data" and i in routes[r.trader_id] for r in replies):
-                    self._frames.forget(i, tf)
-        except ray.exceptions.ActorDiedError as exc:
-            self.pool.replace(index)
-            self._note_error("worker", f"filter worker {index} died and was replaced: {exc}")
-        except Exception as exc:
+        except ray.exceptions.RayActorError as exc:
+            self._forget_frames(keys)
+            if exc.actor_id not in (None, worker._actor_id.hex()):  # a shard died before sending its frame
+                self._note_error("data", f"market data of a stream shard is unavailable: {exc}")
+            elif isinstance(exc, ray.exceptions.ActorDiedError):
+                self.pool.replace(index)
+                self._note_error("worker", f"filter worker {index} died and was replaced: {exc}")
+            else:
+                self._note_error("worker", f"filter worker {index} is unavailable: {exc}")
+        except Exception as exc:  # the worker failed, or a shard's frame did: ask the shards again
+            self._forget_frames(keys)
             self._note_error("worker", f"filter worker {index} failed a batch: {type(exc).__name__}: {exc}")
         finally:
             self.pool.release(index)
@@ -332,27 +349,47 @@ class Scheduler:
                 for check in checks:
                     self.core.finish(check, error=True)
             else:
-                await asyncio.gather(*(self._complete(check, result) for check, result in zip(checks, results, strict=True)))
+                # Most checks match nothing: finish those at once, and only wait for the Store
+                # on the ones with signals to store.
+                storing = [self._complete_with_signals(check, result)
+                           for check, result in zip(checks, results, strict=True)
+                           if not self._complete(check, result)]
+                if storing:
+                    await asyncio.gather(*storing)
+                first = results[0] if results else CheckResult("", "", [], 0.0)
+                self._stages.record([c.triggered_s for c in checks], dispatched_s, replied_s,
+                                    first.fetch_ms, first.elapsed_ms, self.core.clock.wall_s())
         finally:
             self._checks_in_flight -= len(checks)
             self._wake.set()
             if not self._checks_in_flight:
                 self._idle.set()
 
-    async def _complete(self, check: CheckTrader, result: CheckResult) -> None:
-        seen: dict[tuple[str, str], int] = {}
+    def _forget_frames(self, keys: list[tuple[int, str]]) -> None:
+        for shard, interval in keys:  # the next batch asks the shards again
+            self._frames.forget(shard, interval)
+
+    def _complete(self, check: CheckTrader, result: CheckResult) -> bool:
+        """Finish a check that needs no signal stored; False (and not finished) if it has some."""
+        if result.error is not None:
+            self._report_check_error(check, result)
+            self.core.finish(check, error=True)
+            return True
+        if any(o.matched for o in result.outcomes) and check.trader_id in self._traders:
+            return False
+        self.core.finish(check, {(s, o.timeframe): t for o in result.outcomes for s, t in o.candle_times.items()})
+        return True
+
+    async def _complete_with_signals(self, check: CheckTrader, result: CheckResult) -> None:
+        seen = {(s, o.timeframe): t for o in result.outcomes for s, t in o.candle_times.items()}
         try:
-            if result.error is not None:
-                self._report_check_error(check, result)
-            else:
-                seen = {(s, o.timeframe): t for o in result.outcomes for s, t in o.candle_times.items()}
-                trader = self._traders.get(check.trader_id)
-                if trader is not None and self.core.plan(check.trader_id) is not None:
-                    for signal, ok in zip(*await self._store_signals(trader, result), strict=True):
-                        if not ok:  # check that candle again on the next trigger
-                            seen.pop((signal.symbol, signal.timeframe), None)
+            trader = self._traders.get(check.trader_id)
+            if trader is not None and self.core.plan(check.trader_id) is not None:
+                for signal, ok in zip(*await self._store_signals(trader, result), strict=True):
+                    if not ok:  # check that candle again on the next trigger
+                        seen.pop((signal.symbol, signal.timeframe), None)
         finally:
-            self.core.finish(check, seen, error=result.error is not None)
+            self.core.finish(check, seen)
 
     async def _store_signals(self, trader: Trader, result: CheckResult) -> tuple[list[Signal], list[bool]]:
         signals = signals_from_result(result, trader.user_id)

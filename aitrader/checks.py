@@ -1,10 +1,11 @@
-"""Running trader checks on market frames: the filter cache and batched, grouped evaluation.
+"""Running trader checks on market frames: the filter cache and batched, shared evaluation.
 
 A FilterWorker actor holds a `CheckRunner`; it fetches one frame per (shard, timeframe) and
-hands the batch over.  Traders in a batch that share a filter and timeframe are evaluated once
-over the union of their symbols (a filter is per symbol, so slicing the result is exact), then
-each gets its own small `CheckResult`.  Errors never escape: a bad or slow filter becomes an
-error result.
+hands the batch over.  A filter is evaluated once per shard frame, over all of the frame's
+symbols and in place (a filter is per symbol, so the rows a trader watches are exact), and the
+per-symbol outcome is kept on the frame for every later trader of that filter; each trader then
+gets its own small `CheckResult` by row look-ups.  Errors never escape: a bad or slow filter
+becomes an error result.
 """
 
 from __future__ import annotations
@@ -43,7 +44,9 @@ class TimeframeOutcome(msgspec.Struct, frozen=True):
 
 
 class CheckResult(msgspec.Struct, frozen=True):
-    """Event: a check finished; ``error_kind`` is compile, runtime, timeout, resource or data."""
+    """Event: a check finished; ``error_kind`` is compile, runtime, timeout, resource or data.
+
+    ``elapsed_ms`` is the evaluation of the check's batch, ``fetch_ms`` the wait for its frames."""
 
     trader_id: str
     code_hash: str
@@ -51,6 +54,7 @@ class CheckResult(msgspec.Struct, frozen=True):
     elapsed_ms: float
     error: str | None = None
     error_kind: str | None = None
+    fetch_ms: float = 0.0
 
 
 class FilterCache:
@@ -85,19 +89,62 @@ class FilterCache:
         return len(self._entries)
 
 
-class ShardFrame:
-    """One shard's frame of one interval, with a symbol -> row index."""
+class FilterMatches(msgspec.Struct, frozen=True):
+    """One filter's result on one shard frame: matched symbols with their conditions and closes."""
 
-    __slots__ = ("frame", "rows")
+    conditions: dict[str, list[str]]
+    last_close: dict[str, float]
+
+
+class CheckFailed(Exception):
+    """A filter could not be evaluated on a frame; ``kind`` is compile, runtime, timeout or resource."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind, self.message = kind, message
+
+
+class ShardFrame:
+    """One shard's frame of one interval: a symbol -> row index, the open time of each symbol's
+    newest closed candle, and the outcome of every filter already evaluated on it (a frame never
+    changes, so an outcome stays valid for as long as the frame is kept)."""
+
+    __slots__ = ("frame", "rows", "candle_times", "outcomes")
 
     def __init__(self, frame: MarketFrame) -> None:
         self.frame = frame
         self.rows = {symbol: row for row, symbol in enumerate(frame.symbols)}
+        self.candle_times = {
+            symbol: time_ for symbol, time_ in zip(frame.symbols, frame.last_open_time.tolist(), strict=True)
+            if time_ >= 0
+        }
+        self.outcomes: dict[str, FilterMatches | CheckFailed] = {}
+
+
+def _evaluate(compiled: CompiledFilter, frame: MarketFrame, time_budget_s: float) -> FilterMatches | CheckFailed:
+    view = FilterFrame.from_arrays(frame.symbols, frame.open, frame.high, frame.low, frame.close, frame.volume)
+    try:
+        result = compiled.evaluate(view, time_budget_s=time_budget_s)
+    except FilterTimeout as exc:
+        return CheckFailed("timeout", f"the filter ran past its {time_budget_s:g} s budget: {exc}")
+    except FilterResourceError as exc:
+        return CheckFailed("resource", f"the filter needed too much memory: {exc}")
+    except FilterRuntimeError as exc:
+        return CheckFailed("runtime", f"the filter failed on market data: {exc}")
+    except Exception as exc:  # a bug in a helper must not take the worker down
+        return CheckFailed("runtime", f"the filter failed: {type(exc).__name__}: {exc}")
+    rows = {symbol: row for row, symbol in enumerate(frame.symbols)}
+    closes = frame.close[:, -1]
+    matched = [symbol for symbol in result.matched if frame.last_open_time[rows[symbol]] >= 0]
+    return FilterMatches(
+        {symbol: result.conditions.get(symbol, []) for symbol in matched},
+        {symbol: float(closes[rows[symbol]]) for symbol in matched},
+    )
 
 
 def assemble(symbols: Sequence[str], frames: Sequence[ShardFrame]) -> tuple[FilterFrame, np.ndarray, list[str]]:
-    """The filter frame of ``symbols`` gathered from several shard frames, their last candle open
-    times, and the symbols no frame holds (or that have no closed candle yet)."""
+    """The filter frame of ``symbols`` gathered (copied) from several shard frames, their last
+    candle open times, and the symbols no frame holds (or that have no closed candle yet)."""
     parts: list[tuple[ShardFrame, list[int], list[str]]] = []
     missing: list[str] = []
     remaining = list(symbols)
@@ -134,7 +181,7 @@ def assemble(symbols: Sequence[str], frames: Sequence[ShardFrame]) -> tuple[Filt
 
 
 class CheckRunner:
-    """Evaluates batches of checks against frames, sharing work between traders with one filter."""
+    """Evaluates batches of checks against shard frames, each filter once per frame."""
 
     def __init__(self, cache_size: int = 256, time_budget_s: float = DEFAULT_TIME_BUDGET_S) -> None:
         self.filters = FilterCache(cache_size)
@@ -142,83 +189,61 @@ class CheckRunner:
         self.evaluations = 0
 
     def run(
-        self, checks: Sequence[CheckTrader], frames: Mapping[str, Sequence[ShardFrame]]
+        self, checks: Sequence[CheckTrader], frames: Mapping[str, Sequence[ShardFrame]], fetch_ms: float = 0.0
     ) -> list[CheckResult]:
-        """Results in the order of ``checks``; ``frames`` maps a timeframe to its shard frames."""
+        """Results in the order of ``checks``; ``frames`` maps a timeframe to its shard frames
+        (``fetch_ms``, the time they took to arrive, is passed on in the results)."""
         started = time.perf_counter()
-        groups: dict[tuple[str, str], list[CheckTrader]] = {}
+        outcomes: list[list[TimeframeOutcome] | CheckFailed] = []
         for check in checks:
-            for timeframe in check.timeframes:
-                groups.setdefault((check.code_hash, timeframe), []).append(check)
-        outcomes: dict[str, list[TimeframeOutcome]] = {check.trader_id: [] for check in checks}
-        errors: dict[str, tuple[str, str]] = {}
-        for (code_hash, timeframe), members in groups.items():
-            symbols = list(dict.fromkeys(s for check in members for s in check.symbols))
             try:
-                shared = self._evaluate(code_hash, members[0].code, timeframe, symbols, frames.get(timeframe, ()))
-            except _CheckFailed as failed:
-                for check in members:
-                    errors.setdefault(check.trader_id, (failed.kind, failed.message))
-                continue
-            for check in members:
-                outcomes[check.trader_id].append(_slice(shared, check.symbols))
-        elapsed_ms = (time.perf_counter() - started) * 1000
-        results = []
-        for check in checks:
-            kind, message = errors.get(check.trader_id, (None, None))
-            results.append(CheckResult(check.trader_id, check.code_hash, outcomes[check.trader_id],
-                                       round(elapsed_ms, 3), message, kind))
-        return results
+                compiled = self.filters.get(check.code_hash, check.code)
+                outcomes.append([self._outcome(compiled, check.symbols, timeframe, frames.get(timeframe, ()))
+                                 for timeframe in check.timeframes])
+            except FilterError as exc:
+                outcomes.append(CheckFailed("compile", f"the filter does not compile: {exc}"))
+            except CheckFailed as failed:
+                outcomes.append(failed)
+        elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+        return [
+            CheckResult(check.trader_id, check.code_hash, [], elapsed_ms, outcome.message, outcome.kind, fetch_ms)
+            if isinstance(outcome, CheckFailed)
+            else CheckResult(check.trader_id, check.code_hash, outcome, elapsed_ms, fetch_ms=fetch_ms)
+            for check, outcome in zip(checks, outcomes, strict=True)
+        ]
 
-    def _evaluate(
-        self, code_hash: str, code: str, timeframe: str, symbols: list[str], frames: Sequence[ShardFrame]
+    def _outcome(
+        self, compiled: CompiledFilter, symbols: Sequence[str], timeframe: str, frames: Sequence[ShardFrame]
     ) -> TimeframeOutcome:
-        try:
-            compiled = self.filters.get(code_hash, code)
-        except FilterError as exc:
-            raise _CheckFailed("compile", f"the filter does not compile: {exc}") from exc
-        frame, open_times, missing = assemble(symbols, frames)
-        if not frame.symbols:
-            return TimeframeOutcome(timeframe, [], {}, {}, {}, missing)
-        self.evaluations += 1
-        try:
-            result = compiled.evaluate(frame, time_budget_s=self.time_budget_s)
-        except FilterTimeout as exc:
-            raise _CheckFailed("timeout", f"the filter ran past its {self.time_budget_s:g} s budget: {exc}") from exc
-        except FilterResourceError as exc:
-            raise _CheckFailed("resource", f"the filter needed too much memory: {exc}") from exc
-        except FilterRuntimeError as exc:
-            raise _CheckFailed("runtime", f"the filter failed on market data: {exc}") from exc
-        except Exception as exc:  # a bug in a helper must not take the worker down
-            raise _CheckFailed("runtime", f"the filter failed: {type(exc).__name__}: {exc}") from exc
-        rows = {symbol: row for row, symbol in enumerate(frame.symbols)}
-        closes = frame.close[:, -1]
-        return TimeframeOutcome(
-            timeframe,
-            result.matched,
-            {symbol: result.conditions.get(symbol, []) for symbol in result.matched},
-            {symbol: float(closes[rows[symbol]]) for symbol in result.matched},
-            {symbol: int(open_times[row]) for symbol, row in rows.items()},
-            missing,
-        )
+        matched: list[str] = []
+        conditions: dict[str, list[str]] = {}
+        last_close: dict[str, float] = {}
+        candle_times: dict[str, int] = {}
+        missing: list[str] = []
+        found: dict[int, FilterMatches] = {}  # per shard frame, evaluated when first needed
+        for symbol in symbols:
+            index = next((i for i, shard in enumerate(frames) if symbol in shard.rows), -1)
+            candle_time = frames[index].candle_times.get(symbol, -1) if index >= 0 else -1
+            if candle_time < 0:
+                missing.append(symbol)
+                continue
+            candle_times[symbol] = candle_time
+            matches = found.get(index)
+            if matches is None:
+                matches = found[index] = self._matches(compiled, frames[index])
+            held = matches.conditions.get(symbol)
+            if held is not None:
+                matched.append(symbol)
+                conditions[symbol] = list(held)
+                last_close[symbol] = matches.last_close[symbol]
+        return TimeframeOutcome(timeframe, matched, conditions, last_close, candle_times, missing)
 
-
-class _CheckFailed(Exception):
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind, self.message = kind, message
-
-
-def _slice(shared: TimeframeOutcome, symbols: Sequence[str]) -> TimeframeOutcome:
-    mine = set(symbols)
-    if mine.issuperset(shared.candle_times) and mine.issuperset(shared.missing):
-        return shared
-    matched = [s for s in shared.matched if s in mine]
-    return TimeframeOutcome(
-        shared.timeframe,
-        matched,
-        {s: shared.conditions[s] for s in matched},
-        {s: shared.last_close[s] for s in matched},
-        {s: t for s, t in shared.candle_times.items() if s in mine},
-        [s for s in shared.missing if s in mine],
-    )
+    def _matches(self, compiled: CompiledFilter, shard: ShardFrame) -> FilterMatches:
+        """``compiled`` on every symbol of ``shard``, evaluated the first time only."""
+        found = shard.outcomes.get(compiled.code_hash)
+        if found is None:
+            self.evaluations += 1
+            found = shard.outcomes[compiled.code_hash] = _evaluate(compiled, shard.frame, self.time_budget_s)
+        if isinstance(found, CheckFailed):
+            raise found
+        return found

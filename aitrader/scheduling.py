@@ -173,34 +173,32 @@ class CheckScheduler:
     def candles_closed(self, closed: Iterable[ClosedCandle]) -> int:
         """Queue checks for the traders watching these candles; return how many traders were queued."""
         now_s = self.clock.wall_s()
-        fresh: dict[str, list[tuple[tuple[str, str], int]]] = {}  # per trader, in notice order
+        traders, by_key = self._traders, self._by_key
+        fresh: dict[str, tuple[dict[tuple[str, str], int], list[int]]] = {}  # per trader: candles, triggers
+        triggers = skipped = 0
         for symbol, interval, open_time in closed:
             key = (symbol, interval)
-            for trader_id in self._by_key.get(key, ()):
-                self.counters.triggers += 1
-                if self._traders[trader_id].checked.get(key, -1) >= open_time:
-                    self.counters.skipped += 1
-                else:
-                    fresh.setdefault(trader_id, []).append((key, open_time))
+            watching = by_key.get(key)
+            if not watching:
+                continue
+            triggers += len(watching)
+            for trader_id in watching:
+                if traders[trader_id].checked.get(key, -1) >= open_time:
+                    skipped += 1
+                    continue
+                entry = fresh.get(trader_id)
+                if entry is None:
+                    entry = fresh[trader_id] = ({}, [0])
+                candles = entry[0]
+                if open_time > candles.get(key, -1):
+                    candles[key] = open_time
+                entry[1][0] += 1
+        self.counters.triggers += triggers
+        self.counters.skipped += skipped
         queued = 0
-        for trader_id, candles in fresh.items():  # one enqueue per trader, counted per trigger
-            before = (self.counters.coalesced, self.counters.dropped, self.counters.stale_skipped,
-                      self.counters.paused_skipped)
-            merged: dict[tuple[str, str], int] = {}
-            for key, open_time in candles:
-                merged[key] = max(open_time, merged.get(key, -1))
-            state = self._traders[trader_id]
-            added = self._enqueue(state, {interval for _, interval in merged}, "candle_close", now_s, merged)
-            queued += added
-            rest = len(candles) - 1  # the other triggers end as the first did: merged into it, or refused
-            if added or self.counters.coalesced > before[0]:
-                self.counters.coalesced += rest
-            elif self.counters.dropped > before[1]:
-                self.counters.dropped += rest
-            elif self.counters.stale_skipped > before[2]:
-                self.counters.stale_skipped += rest
-            elif self.counters.paused_skipped > before[3]:
-                self.counters.paused_skipped += rest
+        for trader_id, (candles, count) in fresh.items():  # one enqueue per trader, counted per trigger
+            timeframes = {interval for _, interval in candles}
+            queued += self._enqueue(traders[trader_id], timeframes, "candle_close", now_s, candles, triggers=count[0])
         return queued
 
     def tick(self) -> int:
@@ -234,27 +232,31 @@ class CheckScheduler:
         now_s: float,
         candles: Mapping[tuple[str, str], int],
         forced: bool = False,
+        triggers: int = 1,
     ) -> int:
+        """Queue or merge one check for ``triggers`` triggers at once; each trigger is counted as
+        the first one ends: the one that queues a check is not counted, the others are merged."""
+        counters = self.counters
         if self.paused:
-            self.counters.paused_skipped += 1
+            counters.paused_skipped += triggers
             return 0
         if state.stale:
-            self.counters.stale_skipped += 1
+            counters.stale_skipped += triggers
             return 0
         trader_id = state.plan.trader_id
         pending = self._queue.get(trader_id)
         if pending is not None:
-            self.counters.coalesced += 1
+            counters.coalesced += triggers
             pending.timeframes |= timeframes
             pending.forced = pending.forced or forced
             for key, open_time in candles.items():
-                pending.candles[key] = max(open_time, pending.candles.get(key, -1))
+                if open_time > pending.candles.get(key, -1):
+                    pending.candles[key] = open_time
             return 0
         if len(self._queue) >= self.max_queue:
-            self.counters.dropped += 1
+            counters.dropped += triggers
             return 0
-        if state.in_flight:
-            self.counters.coalesced += 1
+        counters.coalesced += triggers - 1 + int(state.in_flight)
         self._queue[trader_id] = _Pending(set(timeframes), reason, now_s, forced, dict(candles))
         return 1
 

@@ -8,7 +8,7 @@ trigger to processed result).  The measuring functions are importable so other b
 reuse them.  Load averages are reported alongside: on a shared machine timings mean little
 without them.
 Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part, ``--rate N`` offers
-N checks/s instead of 1250).
+N checks/s instead of 1250, ``--workers N`` sizes the pool instead of one worker per CPU).
 """
 
 from __future__ import annotations
@@ -159,6 +159,7 @@ def _start_ray() -> None:
 def measure_checks(
     symbols: int = 100, traders: int = 100, symbols_per_trader: int = 10, codes: int = 5,
     offered_checks_per_s: float = 1250.0, duration_s: float = 20.0, warmup_s: float = 3.0,
+    workers: int | None = None,
 ) -> dict[str, Any]:
     """Sustained checks/s and trigger-to-result p99 through scheduler, pool and shards (starts Ray).
 
@@ -170,7 +171,7 @@ def measure_checks(
     arrives is coalesced (one check covers both closes), so falling behind shows up as fewer
     checks than offered and a growing latency, measured from the scheduler receiving the close
     to the check's result being processed.  Traders watch ``symbols_per_trader`` symbols each,
-    spread over ``codes`` filters.
+    spread over ``codes`` filters; ``workers`` FilterWorkers (default: one per CPU).
     """
     import os
     import tempfile
@@ -183,6 +184,7 @@ def measure_checks(
     from actors.store import Store
     from actors.stream import StreamShard, shard_symbols, shards_needed
     from aitrader.config import Settings
+    from aitrader.dispatch import STAGES
     from aitrader.exchange import ExchangeConfig, benchmark_symbols, start_in_thread
     from aitrader.models import Trader
 
@@ -210,9 +212,9 @@ def measure_checks(
             trader = Trader.model_validate({"user_id": "bench", "name": f"bench-{i}", "symbols": chosen,
                                             "timeframes": ["1m"], "signal_code": filters[i % codes]})
             ray.get(store.call.remote("create_trader", trader), timeout=60)
-        workers = create_workers()
+        pool = create_workers(workers)
         # The driver plays the closes; the shards' own (real, once a minute) notices stay out.
-        scheduler = Scheduler.remote(settings, store, None, workers, shards, subscribe_shards=False)  # type: ignore[attr-defined]
+        scheduler = Scheduler.remote(settings, store, None, pool, shards, subscribe_shards=False)  # type: ignore[attr-defined]
         if ray.get(scheduler.start.remote(), timeout=300) != traders:
             raise RuntimeError("the scheduler did not load every bench trader")
         base = (int(time.time() * 1000) // 60_000 + 10) * 60_000  # candles newer than any real one
@@ -261,8 +263,9 @@ def measure_checks(
             "e2e_frame_requests": after["frame_requests"] - before["frame_requests"],
             "e2e_traders": traders,
             "e2e_symbols": symbols,
-            "e2e_workers": len(workers),
+            "e2e_workers": len(pool),
             "e2e_signals_created": after["signals_created"],
+            **{f"e2e_{key}": after[key] for key in sorted(after) if key.endswith("_ms") and key[4:-3] in STAGES},
             "load_avg_e2e": [round(x, 2) for x in load_before],
         }
     finally:
@@ -277,6 +280,7 @@ if __name__ == "__main__":
     results: dict[str, Any] = {"load_avg_start": [round(x, 2) for x in os.getloadavg()], **measure()}
     if "--no-e2e" not in sys.argv:
         rate = float(sys.argv[sys.argv.index("--rate") + 1]) if "--rate" in sys.argv else 1250.0
-        results.update(measure_checks(offered_checks_per_s=rate))
+        pool_size = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else None
+        results.update(measure_checks(offered_checks_per_s=rate, workers=pool_size))
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results))
