@@ -9,8 +9,9 @@ from typing import Any
 from textual import on, work
 from textual.app import App
 from textual.binding import Binding
+from textual.timer import Timer
 
-from cli.api_client import ApiClient, ApiError, ConnectionChanged
+from cli.api_client import ApiClient, ApiError, Backoff, ConnectionChanged, RateLimited
 from cli.tui.commands import AitraderCommands
 from cli.tui.messages import (
     ActionFinished,
@@ -33,17 +34,26 @@ REFRESH_INTERVAL_S = 30.0
 
 
 class AitraderApp(App[None]):
-    """A client of one engine's API. ``live=False`` skips the WebSocket (benchmarks)."""
+    """A client of one engine's API. ``live=False`` skips the WebSocket (benchmarks).
+
+    A failed snapshot is retried with ``snapshot_backoff`` while the live connection is up (an engine
+    that is starting again answers 503 until its actors are back); ``refresh_interval`` is the
+    periodic re-read.
+    """
 
     CSS_PATH = "app.tcss"
     TITLE = "aitrader"
     COMMANDS = App.COMMANDS | {AitraderCommands}
     BINDINGS = [Binding("q", "quit", "Quit", id="app.quit")]
 
-    def __init__(self, client: ApiClient, *, live: bool = True) -> None:
+    def __init__(self, client: ApiClient, *, live: bool = True, refresh_interval: float = REFRESH_INTERVAL_S,
+                 snapshot_backoff: Backoff | None = None) -> None:
         super().__init__()
         self.client = client
         self.live = live
+        self.refresh_interval = refresh_interval
+        self.snapshot_backoff = snapshot_backoff or Backoff(initial=1.0, cap=15.0)
+        self._snapshot_retry: Timer | None = None
         self.state = TuiState(client.address)
         self.main = MainScreen(self.state)
         self._saved_trader_id: str | None = None
@@ -55,7 +65,7 @@ class AitraderApp(App[None]):
         if self.live:
             self._follow_events()
             # Events keep prices live; a periodic snapshot refreshes sparklines and anything missed.
-            self.set_interval(REFRESH_INTERVAL_S, self.action_refresh_data)
+            self.set_interval(self.refresh_interval, self.action_refresh_data)
 
     async def on_unmount(self) -> None:
         await self.client.aclose()
@@ -69,7 +79,7 @@ class AitraderApp(App[None]):
                 c.status(), c.markets(), c.traders(), c.signals(), c.positions("open"), c.balance()
             )
         except ApiError as exc:
-            self.post_message(LoadFailed(str(exc)))
+            self.post_message(LoadFailed(str(exc), exc.retry_after if isinstance(exc, RateLimited) else None))
             return
         self.post_message(SnapshotLoaded({"status": status, "markets": markets, "traders": traders,
                                           "signals": signals, "positions": positions, "balance": balance},
@@ -96,6 +106,7 @@ class AitraderApp(App[None]):
     @on(SnapshotLoaded)
     def _snapshot(self, message: SnapshotLoaded) -> None:
         self.state.load(message.snapshot, message.requested_at)
+        self.snapshot_backoff.reset()
         self.main.update_panels({"header", *PANEL_IDS})
         if self._saved_trader_id is not None and self.main.current == "traders" \
                 and self.main.query_one(TradersPanel).select(self._saved_trader_id):
@@ -103,7 +114,13 @@ class AitraderApp(App[None]):
 
     @on(LoadFailed)
     def _load_failed(self, message: LoadFailed) -> None:
-        self.notify(message.error, title="Engine unreachable", severity="error", timeout=6)
+        if self.snapshot_backoff.attempt == 0:  # once per run of failures
+            self.notify(message.error, title="Engine unreachable", severity="error", timeout=6)
+        if self.state.connected:  # else the reconnection re-reads the snapshot
+            if self._snapshot_retry is not None:
+                self._snapshot_retry.stop()
+            delay = self.snapshot_backoff.next_delay()
+            self._snapshot_retry = self.set_timer(max(delay, message.retry_after or 0.0), self.action_refresh_data)
 
     @on(EngineEvent)
     def _event(self, message: EngineEvent) -> None:

@@ -17,11 +17,12 @@ class SnapshotLoaded(Message):
 
 
 class LoadFailed(Message):
-    """The REST snapshot could not be fetched; ``error`` says why."""
+    """The REST snapshot could not be fetched; ``error`` says why (``retry_after`` seconds when rate limited)."""
 
-    def __init__(self, error: str) -> None:
+    def __init__(self, error: str, retry_after: float | None = None) -> None:
         super().__init__()
         self.error = error
+        self.retry_after = retry_after
 
 
 class EngineEvent(Message):

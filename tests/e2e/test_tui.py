@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -50,9 +53,36 @@ class HeldAnswers(httpx.AsyncHTTPTransport):
         return response
 
 
-def app_through(fake: FakeApi, transport: httpx.AsyncBaseTransport) -> AitraderApp:
+class RefusedAnswers(httpx.AsyncHTTPTransport):
+    """Answers the next ``refusals`` requests to ``method path`` with 503, as an engine starting again does."""
+
+    def __init__(self, method: str, path: str) -> None:
+        super().__init__()
+        self.method, self.path = method, path
+        self.refusals = 0
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.refusals and (request.method, request.url.path) == (self.method, self.path):
+            self.refusals -= 1
+            return httpx.Response(503, json={"detail": "temporarily unavailable, retry shortly"}, request=request)
+        return await super().handle_async_request(request)
+
+
+class NoticeRecordingApp(AitraderApp):
+    """The app, keeping the title of every notification it shows (toasts expire, this list does not)."""
+
+    CSS_PATH = Path(inspect.getfile(AitraderApp)).with_name("app.tcss")  # a relative path would resolve here
+    notices: list[str]
+
+    def notify(self, message: str, *, title: str = "", **options: Any) -> None:
+        self.notices = [*getattr(self, "notices", []), title]
+        super().notify(message, title=title, **options)
+
+
+def app_through(fake: FakeApi, transport: httpx.AsyncBaseTransport, **options: Any) -> NoticeRecordingApp:
     """The TUI against ``fake`` with its REST calls going through ``transport``."""
-    return AitraderApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)))
+    return NoticeRecordingApp(ApiClient(fake.url, fake.api_key, transport=transport, backoff=Backoff(initial=0.05, cap=0.25)),
+                       **options)
 
 
 async def test_every_panel_by_number_tab_and_help(fake: FakeApi) -> None:
@@ -182,6 +212,20 @@ async def test_survives_an_engine_restart(fake: FakeApi) -> None:
         transport.release.set()
         await wait_for(pilot, lambda: prices()[1] == "3,333.00", "the catch-up snapshot")
         assert prices()[0] == "70,000.00"  # not the older price the snapshot holds
+
+
+async def test_a_refused_snapshot_is_retried_while_connected(fake: FakeApi) -> None:
+    transport = RefusedAnswers("GET", "/api/traders")
+    app = app_through(fake, transport, refresh_interval=3600, snapshot_backoff=Backoff(initial=0.05, cap=0.25))
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("2")
+        transport.refusals = 3
+        fake.state["traders"][0]["name"] = "rsi-dip-2"
+        await pilot.press("r")  # refused three times, then read: no periodic refresh comes in this test
+        await wait_for(pilot, lambda: table_rows(app, "traders-table")[0][0] == "rsi-dip-2", "the retried snapshot")
+        assert transport.refusals == 0
+        assert app.notices == ["Engine unreachable"]  # one notice for the three refusals
 
 
 async def test_ticker_updates_repaint_only_what_changed_and_paint_it_right(fake: FakeApi) -> None:
