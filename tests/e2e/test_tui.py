@@ -19,7 +19,7 @@ from cli.tui.screens.confirm import ConfirmScreen
 from cli.tui.screens.help import HelpScreen
 from cli.tui.screens.main import PANEL_IDS
 from cli.tui.screens.trader_editor import TraderEditor
-from tests.e2e.fake_api import FakeApi, make_signal
+from tests.e2e.fake_api import FakeApi, make_position, make_signal
 from tests.e2e.tui_helpers import make_app, painted_rows, screen_text, table_rows, wait_for, wait_ready
 
 #: A hang guard for `aitrader config check`: a new Python process importing the whole CLI takes 5-7 s
@@ -35,18 +35,25 @@ def fake() -> Iterator[FakeApi]:
 
 
 class HeldAnswers(httpx.AsyncHTTPTransport):
-    """Once ``armed``, holds each answer to ``method path`` (the engine has acted on it) until ``release``."""
+    """Once ``armed``, holds the next answer to ``method path`` (the engine has acted on it) until ``release``.
 
-    def __init__(self, method: str, path: str) -> None:
+    ``engine_url`` sends every call there, whatever address the client was given.
+    """
+
+    def __init__(self, method: str, path: str, engine_url: str | None = None) -> None:
         super().__init__()
         self.method, self.path = method, path
+        self.engine = httpx.URL(engine_url) if engine_url else None
         self.armed = False
         self.served = asyncio.Event()
         self.release = asyncio.Event()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.engine is not None:
+            request.url = request.url.copy_with(host=self.engine.host, port=self.engine.port)
         response = await super().handle_async_request(request)
         if self.armed and (request.method, request.url.path) == (self.method, self.path):
+            self.armed = False
             await response.aread()
             self.served.set()
             await self.release.wait()
@@ -226,6 +233,25 @@ async def test_a_refused_snapshot_is_retried_while_connected(fake: FakeApi) -> N
         await wait_for(pilot, lambda: table_rows(app, "traders-table")[0][0] == "rsi-dip-2", "the retried snapshot")
         assert transport.refusals == 0
         assert app.notices == ["Engine unreachable"]  # one notice for the three refusals
+
+
+async def test_a_connection_made_while_the_first_snapshot_is_in_flight_rereads_it(fake: FakeApi) -> None:
+    late_stream = FakeApi(fake.api_key).start()  # the /ws side, refusing connections until it starts again
+    late_stream.stop()
+    transport = HeldAnswers("GET", "/api/positions", engine_url=fake.url)
+    transport.armed = True
+    try:
+        app = NoticeRecordingApp(ApiClient(late_stream.url, fake.api_key, transport=transport,
+                                           backoff=Backoff(initial=0.05, cap=0.25)), refresh_interval=3600)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_for(pilot, transport.served.is_set, "the engine to read the first snapshot's positions")
+            fake.state["positions"].append(make_position(3, "SOLUSDT"))  # its event goes to no subscriber
+            await asyncio.to_thread(late_stream.start)
+            await wait_for(pilot, lambda: app.state.connected, "the /ws connection")
+            transport.release.set()
+            await wait_for(pilot, lambda: "pos-3" in app.state.positions, "the position opened before subscribing")
+    finally:
+        late_stream.close()
 
 
 async def test_ticker_updates_repaint_only_what_changed_and_paint_it_right(fake: FakeApi) -> None:
