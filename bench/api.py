@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -51,18 +50,25 @@ FLOOR_BODY = b'{"ok":true}'
 Conn = tuple[asyncio.StreamReader, asyncio.StreamWriter]
 
 
-def _free_ports() -> int:
-    """A port ``p`` with ``p + 1`` free too: the API answers on ``p``, the floor app on ``p + 1``."""
-    while True:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        with socket.socket() as sock:
+def _replica_pid(app: str) -> int | None:
+    """The pid of the Serve replica process of ``app`` on this machine (its title names the app)."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
             try:
-                sock.bind(("127.0.0.1", port + 1))
+                title = (entry / "cmdline").read_bytes()
             except OSError:
                 continue
-        return port
+            if title.startswith(f"ray::ServeReplica:{app}:".encode()):
+                return int(entry.name)
+    return None
+
+
+def _cpu_s(pid: int | None) -> float:
+    """User + system CPU seconds of ``pid`` so far (nan if unknown)."""
+    if pid is None:
+        return float("nan")
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -144,26 +150,33 @@ async def _paced(client: KeepAliveClient, path: str, check: Callable[[bytes], bo
 
 
 async def _http(port: int) -> dict[str, float]:
-    """Each route's body is checked once (JSON, row count), then every response must equal it."""
+    """Each route's body is checked once (JSON, row count), then every response must equal it.
+
+    ``*_server_cpu_ms`` is the CPU the answering replica process spent per request (everything:
+    Serve's request path, our app, its background work); ``*_client_cpu_ms`` the load generator's.
+    """
     measured: dict[str, float] = {}
     async with KeepAliveClient(port + 1, CONNECTIONS) as floor:
-        await _measure(floor, measured, "floor", "/floor/ping", "ok", None)
+        await _measure(floor, measured, "floor", "/floor/ping", "ok", None, _replica_pid("floor"))
     async with KeepAliveClient(port, CONNECTIONS) as client:
         await _paced(client, "/api/markets", lambda body: True)  # warm-up: connections and caches
         for name, path, key, rows in (("markets", "/api/markets", "markets", 100),
                                       ("positions", "/api/positions?status=open", "positions", 50)):
-            await _measure(client, measured, name, path, key, rows)
+            await _measure(client, measured, name, path, key, rows, _replica_pid("aitrader-api"))
     return measured
 
 
 async def _measure(client: KeepAliveClient, measured: dict[str, float], name: str, path: str, key: str,
-                   rows: int | None) -> None:
+                   rows: int | None, server_pid: int | None) -> None:
     status, expected = await client.get(path)
     if status != 200 or (len(json.loads(expected)[key]) != rows if rows else expected != FLOOR_BODY):
         raise RuntimeError(f"{path} answered {status}: {expected[:200]!r}")
+    server_cpu, client_cpu = _cpu_s(server_pid), time.process_time()
     latencies = await _paced(client, path, lambda body: body == expected)
     measured[f"{name}_p50_ms"] = statistics.median(latencies)
     measured[f"{name}_p99_ms"] = _pct(latencies, 0.99)
+    measured[f"{name}_server_cpu_ms"] = (_cpu_s(server_pid) - server_cpu) * 1000 / len(latencies)
+    measured[f"{name}_client_cpu_ms"] = (time.process_time() - client_cpu) * 1000 / len(latencies)
 
 
 async def _ws(port: int, events) -> float:  # noqa: ANN001
@@ -276,6 +289,7 @@ def _run(folder: Path) -> dict[str, object]:
     from aitrader.config import Settings
     from aitrader.models import Position
     from serve.deployment import start_api, start_serve_proxy
+    from serve.options import free_api_port
     from serve.ratelimit import RateLimits
 
     settings = Settings(api_key=SecretStr(KEY), user_id="bench", sqlite_path=folder / "data.db")
@@ -287,7 +301,7 @@ def _run(folder: Path) -> dict[str, object]:
     tickers = [("tickers", "ticker_update", {"symbol": f"SYM{i:03d}USDT", "price": f"{100 + i}.25", "change24h": "1.5",
                                              "volume24h": "123456.7", "sparkline": [float(j) for j in range(24)]})
                for i in range(100)]
-    port = _free_ports()
+    port = free_api_port(span=2)
     start_serve_proxy(port, "127.0.0.1", ingress_apps=2)  # the API on port, the floor app on port + 1
     start_api(settings, port, store=store, events=events, host="127.0.0.1",
               limits=RateLimits(data_per_min=10**9, orders_per_min=10**9), start_serve=False)

@@ -7,6 +7,7 @@ replica processes as runtime_env env vars, never through this process's environm
 
 from __future__ import annotations
 
+import random
 import socket
 from typing import Any
 
@@ -60,3 +61,22 @@ def spare_port(host: str, avoid: range) -> int:
             port: int = sock.getsockname()[1]
         if port not in avoid:
             return port
+
+
+#: Ports for tests and benchmarks: above Ray's worker ports (10002-19999 by default) and below
+#: Linux's ephemeral range (32768+), so no process binding port 0 can take one between the pick
+#: and the moment the API replica binds it (Serve blocks a port it once failed to bind).
+TEST_PORTS = range(20000, 30000)
+
+
+def free_api_port(span: int = 1, host: str = "127.0.0.1") -> int:
+    """A port ``p`` in `TEST_PORTS` with ``p .. p + span - 1`` free on ``host`` right now."""
+    while True:
+        port = random.randrange(TEST_PORTS.start, TEST_PORTS.stop - span)
+        try:
+            for candidate in range(port, port + span):
+                with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+                    sock.bind((host, candidate))
+        except OSError:
+            continue
+        return port

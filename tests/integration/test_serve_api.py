@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.timeout(900)
 os.environ.setdefault("RAY_agent_register_timeout_ms", "120000")
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def engine_api(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     import ray
@@ -39,13 +32,14 @@ def engine_api(ray_session: None, tmp_path_factory: pytest.TempPathFactory) -> I
     from actors.events import EventHub
     from actors.store import Store
     from serve.deployment import start_api
+    from serve.options import free_api_port
 
     folder: Path = tmp_path_factory.mktemp("serve-api")
     settings = Settings(api_key=SecretStr(KEY), user_id="alice", sqlite_path=folder / "data.db")
     events = EventHub.options(name="events-serve-test").remote()
     store = Store.options(name="store-serve-test").remote(settings)
     ray.get([events.ping.remote(), store.ping.remote()], timeout=120)
-    port = _free_port()
+    port = free_api_port()
     start_api(settings, port, store=store, events=events)
     base = f"http://127.0.0.1:{port}"
     with httpx.Client(base_url=base, timeout=30) as client:
@@ -192,3 +186,27 @@ def test_websocket_resume_from_an_unknown_future_seq_asks_for_a_resync(engine_ap
     subscribed, resync = asyncio.run(scenario())
     assert subscribed["type"] == "subscribed"
     assert resync["type"] == "resync" and f"seq {last + 1000}" in resync["data"]["reason"]
+
+
+def test_the_api_answers_on_its_port_again_after_its_replica_dies(engine_api: dict[str, Any]) -> None:
+    """Serve replaces a dead replica; the replacement must bind the same port even though the dead
+    one's connections (closed by its side) linger in TIME_WAIT. Runs last: it kills the replica."""
+    import time
+
+    import ray
+
+    client: httpx.Client = engine_api["client"]
+    assert client.get("/health").status_code == 200  # a keep-alive connection the replica will close
+    replicas = [a["name"] for a in ray.util.list_named_actors(all_namespaces=True)
+                if a["namespace"] == "serve" and "ApiIngress" in a["name"]]
+    assert len(replicas) == 1, replicas
+    ray.kill(ray.get_actor(replicas[0], namespace="serve"), no_restart=True)
+
+    deadline, answered = time.monotonic() + 120, None
+    while time.monotonic() < deadline and answered != 200:
+        time.sleep(0.5)
+        try:
+            answered = httpx.get(f"{engine_api['base']}/health", timeout=5).status_code
+        except httpx.HTTPError:
+            answered = None
+    assert answered == 200, "no replica answered on the API's port within 120 s of the old one dying"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serve.options import SERVE_ENV, controller_env, replica_options, spare_port
+from serve.options import SERVE_ENV, TEST_PORTS, controller_env, free_api_port, replica_options, spare_port
 
 
 def _serve_constants() -> str:
@@ -66,3 +66,12 @@ def test_the_spare_proxy_port_is_free_and_outside_the_api_ports() -> None:
     assert port not in (api_port, api_port + 1)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
+
+
+def test_a_free_api_port_span_is_outside_the_ephemeral_range_and_bindable() -> None:
+    port = free_api_port(span=2)
+
+    assert port in TEST_PORTS and port + 1 in TEST_PORTS and port + 1 < 32768
+    for candidate in (port, port + 1):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", candidate))
