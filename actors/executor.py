@@ -1,10 +1,19 @@
 """Executor actor: holds an `ExecutionService` over a paper or live broker; every call is idempotent,
-so Ray may retry any of them on a restarted executor (``max_task_retries=-1``)."""
+so Ray may retry any of them on a restarted executor (``max_task_retries=-1``).
+
+Money writes are committed by the Store before a call answers. Events and the Monitor's
+track/untrack notices are fire-and-forget: they go through an outbox that a background thread
+sends (events batched into one `publish_many`, in order), so a close answers without paying for
+their submission.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any, cast
 
@@ -63,6 +72,8 @@ class Executor:
         self._events = events
         self._monitor = monitor
         self._reconcile_error: str | None = None
+        self._outbox: queue.SimpleQueue[tuple[str, str, dict[str, Any]] | Callable[[], None]] = queue.SimpleQueue()
+        threading.Thread(target=self._send_outbox, name="executor-outbox", daemon=True).start()
         base_url = settings.binance_api_url
         info = exchange_info if exchange_info is not None else _get_json(f"{base_url}/api/v3/exchangeInfo")
         rules = rules_from_exchange_info(info)
@@ -100,7 +111,30 @@ class Executor:
             self._track(position)
 
     def _publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
-        self._events.publish.remote(str(channel), type, data)
+        self._outbox.put((str(channel), type, data))
+
+    def _send_outbox(self) -> None:
+        """Send what `_publish`, `_track` and `_untrack` queued, in order; consecutive events as one call."""
+        while True:
+            items = [self._outbox.get()]
+            while True:
+                try:
+                    items.append(self._outbox.get_nowait())
+                except queue.Empty:
+                    break
+            events: list[tuple[str, str, dict[str, Any]]] = []
+            for item in [*items, None]:
+                if isinstance(item, tuple):
+                    events.append(item)
+                    continue
+                try:
+                    if events:
+                        self._events.publish_many.remote(events)
+                        events = []
+                    if item is not None:
+                        item()
+                except Exception:  # fire-and-forget: a lost notice must not stop the next ones
+                    log.exception("sending an executor event or monitor notice failed")
 
     def _monitor_handle(self) -> Any:
         if isinstance(self._monitor, str):
@@ -111,9 +145,23 @@ class Executor:
         return self._monitor
 
     def _track(self, position: dict[str, Any] | None) -> None:
-        monitor = self._monitor_handle()
-        if position is not None and monitor is not None:
-            monitor.track.remote(position)
+        if position is None:
+            return
+
+        def track() -> None:
+            monitor = self._monitor_handle()
+            if monitor is not None:
+                monitor.track.remote(position)
+
+        self._outbox.put(track)
+
+    def _untrack(self, position_id: str) -> None:
+        def untrack() -> None:
+            monitor = self._monitor_handle()
+            if monitor is not None:
+                monitor.untrack.remote(position_id)
+
+        self._outbox.put(untrack)
 
     # -- API ------------------------------------------------------------------------------------
 
@@ -147,9 +195,7 @@ class Executor:
         """Close a position exactly once (an already closed one comes back unchanged)."""
         view = self._service.close_position(
             position_id, reason, Decimal(trigger_price) if trigger_price is not None else None)
-        monitor = self._monitor_handle()
-        if monitor is not None:
-            monitor.untrack.remote(position_id)
+        self._untrack(position_id)
         return view
 
     def on_prices(self, prices: dict[str, str]) -> int:

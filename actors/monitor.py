@@ -1,12 +1,15 @@
 """Monitor actor: holds a `PositionBook`; price pushes trigger stop-loss, take-profit and trailing closes.
 
-An async actor: `on_prices` only updates the book and starts close tasks, never waiting on them.
+An async actor: `on_prices` only updates the book and sends the Executor a close for each trigger
+(the call is submitted before `on_prices` returns; a task awaits its answer). Nothing else happens
+on a price push: P&L marks are published from the background tick (every 0.25 s), at most every
+``update_interval_ms`` per position, as one batched event call, and written to storage at most
+every ``write_interval_s`` per position, as one batched Store message — so they never delay a close.
 Ray does not keep an async actor's calls in order, so a push older (by event time) than the last
 one applied to a symbol is dropped.
-A close goes to the Executor; if the Executor dies mid-close, Ray retries the call on the restarted
-Executor (``max_task_retries=-1``) and the close's idempotency makes that safe. A failed close is
-retried with back-off by the book. P&L marks are published at most every ``update_interval_ms`` per
-position (one batched event call) and written to storage at most every ``write_interval_s``.
+If the Executor dies mid-close, Ray retries the call on the restarted Executor
+(``max_task_retries=-1``) and the close's idempotency makes that safe. A failed close is retried
+with back-off by the book.
 """
 
 from __future__ import annotations
@@ -86,16 +89,23 @@ class Monitor:
             for request in self._book.on_price(symbol, price):
                 self._start_close(request)
                 started += 1
-        self._publish_marks(self._book.take_updates())
         return started
 
     def _start_close(self, request: CloseRequest) -> None:
+        """Send the close now (not when a task first runs); a task awaits the Executor's answer."""
         self.closes_sent += 1
-        self._closes[request.position_id] = asyncio.get_running_loop().create_task(self._close(request))
-
-    async def _close(self, request: CloseRequest) -> None:
         try:
-            ref = self._executor.close_position.remote(request.position_id, request.reason, str(request.trigger_price))
+            ref = self._executor.close_position.remote(request.position_id, request.reason,
+                                                       str(request.trigger_price))
+        except Exception as error:  # the book retries with back-off
+            self.close_failures += 1
+            log.warning("sending the close of position %s failed, will retry: %s", request.position_id, error)
+            self._book.close_failed(request.position_id)
+            return
+        self._closes[request.position_id] = asyncio.get_running_loop().create_task(self._close(request, ref))
+
+    async def _close(self, request: CloseRequest, ref: Any) -> None:
+        try:
             view = await asyncio.wait_for(ref, _CLOSE_TIMEOUT_S)
         except Exception as error:  # the book retries with back-off; the close is idempotent
             self.close_failures += 1
@@ -115,6 +125,7 @@ class Monitor:
             return
         now = time.monotonic()
         events: list[tuple[str, str, dict[str, Any]]] = []
+        writes: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = []
         for mark in marks:
             data = {"id": mark.position_id, "symbol": mark.symbol, "current_price": money(mark.current_price),
                     "best_price": money(mark.best_price), "pnl": money(mark.pnl), "pnl_pct": money(mark.pnl_pct),
@@ -124,9 +135,12 @@ class Monitor:
                 continue  # the close writes the final figures; the Store also drops marks of closed positions
             if now - self._written_at.get(mark.position_id, float("-inf")) >= self._write_interval_s:
                 self._written_at[mark.position_id] = now
-                self._store.enqueue.remote("update_position", mark.position_id, current_price=mark.current_price,
-                                           best_price=mark.best_price, pnl=mark.pnl, pnl_pct=mark.pnl_pct)
+                writes.append(("update_position", (mark.position_id,), {
+                    "current_price": mark.current_price, "best_price": mark.best_price, "pnl": mark.pnl,
+                    "pnl_pct": mark.pnl_pct}))
         self._events.publish_many.remote(events)
+        if writes:
+            self._store.enqueue_many.remote(writes)
 
     # -- background retries ---------------------------------------------------------------------
 

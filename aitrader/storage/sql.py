@@ -164,11 +164,15 @@ class SQLStorage:
                 if "updated_at" in model.model_fields:
                     merged["updated_at"] = utcnow()
                 checked = model.model_validate(merged)
-                for name in {*changes, "updated_at"} & set(model.model_fields):
-                    setattr(row, name, getattr(checked, name))
-                session.add(row)
+                columns = _column_of(model)
+                table = _table(model)
+                [key_column] = table.primary_key.columns
+                names = {*changes, "updated_at"} & set(model.model_fields)
+                session.connection().execute(  # Core: the ORM's unit of work costs more than the write
+                    update(table).where(key_column == key).values({columns[n]: getattr(checked, n) for n in names}))
+                session.expunge(row)  # the identity map must not hand out the stale copy later in a transaction
                 self._commit(session)
-                return row
+                return checked
 
         return self._guard(action)
 

@@ -231,6 +231,65 @@ def test_balances_replace_atomically(storage: SQLStorage) -> None:
     assert storage.get_balances("bob") == []
 
 
+def balance(asset: str, free: str, locked: str = "0") -> Balance:
+    return Balance(user_id="alice", asset=asset, free=Decimal(free), locked=Decimal(locked))
+
+
+def test_set_balances_drops_assets_not_given_and_keeps_other_users(storage: SQLStorage) -> None:
+    storage.set_balances("alice", [balance("USDT", "10"), balance("BTC", "1"), balance("ETH", "2")])
+    storage.set_balances("bob", [Balance(user_id="bob", asset="USDT", free=Decimal(5), locked=Decimal(0))])
+    storage.set_balances("alice", [balance("USDT", "10"), balance("ETH", "3")])
+    assert {b.asset: b.free for b in storage.get_balances("alice")} == {"ETH": Decimal(3), "USDT": Decimal(10)}
+    assert {b.asset: b.free for b in storage.get_balances("bob")} == {"USDT": Decimal(5)}
+
+
+def test_update_balances_writes_only_the_assets_given(storage: SQLStorage) -> None:
+    storage.set_balances("alice", [balance("USDT", "10000"), balance("BTC", "1")])
+    storage.update_balances("alice", [balance("USDT", "9899.9", "0.5"), balance("ETH", "0.25")])
+    balances = {b.asset: (b.free, b.locked) for b in storage.get_balances("alice")}
+    assert balances == {"BTC": (Decimal(1), Decimal(0)), "ETH": (Decimal("0.25"), Decimal(0)),
+                        "USDT": (Decimal("9899.9"), Decimal("0.5"))}
+
+
+def test_apply_many_commits_every_write_together(storage: SQLStorage) -> None:
+    position = storage.create_position(make_position())
+    order = Order.model_validate({"user_id": "alice", "client_order_id": "exit-1", "symbol": "BTCUSDT",
+                                  "side": "SELL", "type": "MARKET", "quantity": Decimal("0.00123456")})
+    close = {"exit_price": Decimal("64100"), "pnl": Decimal("0.1"), "pnl_pct": Decimal("0.15"), "reason": "sl",
+             "status": PositionStatus.STOPPED, "exit_order_id": order.id}
+    results = storage.apply_many([
+        ("create_order", (order,), {}),
+        ("update_balances", ("alice", [balance("USDT", "79.1")]), {}),
+        ("close_position", (position.id,), close),
+    ])
+    assert results[0].id == order.id and results[1] is None
+    closed, closed_now = results[2]
+    assert closed_now and closed.status is PositionStatus.STOPPED and closed.exit_order_id == order.id
+    assert storage.get_position(position.id).status is PositionStatus.STOPPED
+    assert storage.get_order_by_client_id("exit-1") is not None
+    assert [b.free for b in storage.get_balances("alice")] == [Decimal("79.1")]
+
+
+def test_apply_many_writes_nothing_when_one_write_fails(storage: SQLStorage) -> None:
+    position = storage.create_position(make_position())
+    first = Order.model_validate({"user_id": "alice", "client_order_id": "dup", "symbol": "BTCUSDT",
+                                  "side": "BUY", "type": "MARKET", "quantity": Decimal("1")})
+    storage.create_order(first)
+    again = Order.model_validate({**first.model_dump(), "id": "another"})
+    close = {"exit_price": Decimal("64100"), "pnl": Decimal("0.1"), "pnl_pct": Decimal("0.15"), "reason": "sl"}
+    with pytest.raises(Conflict):
+        storage.apply_many([
+            ("update_balances", ("alice", [balance("USDT", "1")]), {}),
+            ("close_position", (position.id,), close),
+            ("create_order", (again,), {}),  # the client order id is taken: the whole message is refused
+        ])
+    assert storage.get_balances("alice") == []
+    assert storage.get_position(position.id).status is PositionStatus.OPEN
+    # and the storage is usable afterwards
+    storage.update_balances("alice", [balance("USDT", "2")])
+    assert [b.free for b in storage.get_balances("alice")] == [Decimal(2)]
+
+
 def test_heartbeat_upserts(storage: SQLStorage) -> None:
     assert storage.get_heartbeat("supervisor") is None
     storage.heartbeat("supervisor", "alice", {"running": True})
