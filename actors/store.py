@@ -44,7 +44,7 @@ QUEUEABLE = frozenset({"heartbeat", "create_signal", "update_signal", "update_po
 MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 MAX_BUFFERED = 1_000
 #: Queued writes applied per transaction by the flusher (a money call waits for one such batch at most).
-FLUSH_BATCH = 64
+FLUSH_BATCH = 8
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 

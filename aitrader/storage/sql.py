@@ -272,7 +272,30 @@ class SQLStorage:
         return self._get(Position, position_id)
 
     def update_position(self, position_id: str, **changes: Any) -> Position:
+        if changes and set(changes) <= _MARK_FIELDS:
+            return self._mark_position(position_id, changes)
         return self._update(Position, position_id, changes)
+
+    def _mark_position(self, position_id: str, marks: dict[str, Any]) -> Position:
+        """A P&L mark: amounts no validator of `Position` relates to others, so no load-validate-merge."""
+        values: dict[str, Any] = {name: None if value is None else _amount(value) for name, value in marks.items()}
+        for required in ("pnl", "pnl_pct"):
+            if required in values and values[required] is None:
+                raise ValueError(f"Position.{required} cannot be empty")
+        values["updated_at"] = utcnow()
+        table = _table(Position)
+
+        def action() -> Position:
+            with self._session() as session:
+                result = session.connection().execute(update(table).where(table.c.id == position_id).values(values))
+                if result.rowcount == 0:
+                    raise NotFound(f"no position with id {position_id!r}")
+                row = session.get(Position, position_id, populate_existing=True)
+                assert row is not None
+                self._commit(session)
+                return row
+
+        return self._guard(action)
 
     def list_positions(
         self, user_id: str, *, status: PositionStatus | None = None, limit: int = 500
@@ -409,6 +432,8 @@ class SQLStorage:
         self.engine.dispose()
 
 
+#: `Position` fields a P&L mark changes (see `update_position`).
+_MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 _BALANCES = _table(Balance)
 _SELECT_BALANCES = select(_BALANCES.c.asset, _BALANCES.c.free, _BALANCES.c.locked).where(
     _BALANCES.c.user_id == bindparam("b_user"))

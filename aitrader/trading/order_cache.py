@@ -65,7 +65,7 @@ class OrderCache:
     def create_order(self, order: Order) -> Order:
         if self._batch is not None:
             self._batch.append(("create_order", (order,), {}))
-            return self._remember(Order.model_validate(order.model_dump()))
+            return self._remember(order)  # `update_order` replaces cached rows, never mutates them
         return self._remember(self._storage.create_order(order))
 
     def update_order(self, order_id: str, **changes: Any) -> Order:

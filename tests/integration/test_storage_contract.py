@@ -192,6 +192,19 @@ def test_position_update_keeps_levels_valid(storage: SQLStorage) -> None:
         storage.update_position(position.id, stop_loss=Decimal("70000"))
 
 
+def test_a_pnl_mark_is_stored_exactly_and_checked(storage: SQLStorage) -> None:
+    position = storage.create_position(make_position())
+    marked = storage.update_position(position.id, current_price=Decimal("64001.5"), best_price=Decimal("64002"),
+                                     pnl=Decimal("0.00185184"), pnl_pct=Decimal("0.0023"))
+    loaded = storage.get_position(position.id)
+    assert marked == loaded and loaded.pnl == Decimal("0.00185184") and loaded.best_price == Decimal("64002")
+    assert loaded.updated_at > position.updated_at and loaded.stop_loss == Decimal("63000")
+    with pytest.raises(ValueError, match="pnl"):
+        storage.update_position(position.id, pnl=None)
+    with pytest.raises(NotFound):
+        storage.update_position("missing", current_price=Decimal(1))
+
+
 def test_orders_by_client_id_and_status(storage: SQLStorage) -> None:
     order = storage.create_order(
         Order.model_validate(
