@@ -147,9 +147,10 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
                 clock_anchor_ms: int | None = None, watchlist: list[str] | None = None) -> EngineGraph:
     """Create every actor of the engine under its name in the ``aitrader`` namespace.
 
-    Each actor's module is imported just before the actor is created, cheapest first: creating
-    an actor only submits it, so its process starts while this one imports the next module
-    (several of them take a second or more of CPU to import).
+    Each actor's module is imported just before the actor is created: creating an actor only
+    submits it, so its process starts while this one imports the next module (several take a
+    second or more of CPU to import). The slowest to start come first; the scheduler, which
+    takes the others' handles, last.
     """
     # The actors read the market from wherever the engine does (Binance or the local exchange).
     settings = settings.model_copy(update={"binance_api_url": api_url, "binance_stream_url": stream_url})
@@ -158,24 +159,6 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
     from actors.events import EventHub
 
     graph.events = graph.add("events", "events", lambda: _named(EventHub, "events").remote())
-
-    symbols = list(dict.fromkeys((watchlist if watchlist is not None else WATCHLIST)[: settings.max_symbols]))
-    count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
-    for index, bucket in enumerate(shard_symbols(symbols, count)):
-        name = f"shard-{index}"
-        # On a cluster the shards (the network-heavy actors) go round-robin over the nodes; a
-        # shard whose node is removed is created again on another one by the supervisor.
-        shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(
-            StreamShard, n, scheduling_strategy=graph.place(n, i)).remote(i, stream_url, api_url, b, intervals,
-                                                                         graph.events))
-        graph.shards.append(shard)
-        graph._symbol_shard.update({s: index for s in bucket})
-
-    from actors.filter_pool import FilterWorker, default_pool_size
-
-    for index in range(default_pool_size()):
-        name = f"filter-worker-{index}"
-        graph.workers.append(graph.add(name, "worker", lambda n=name, i=index: _named(FilterWorker, n).remote(i)))
 
     from actors.store import Store
 
@@ -190,6 +173,26 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
 
     graph.monitor = graph.add("monitor", "monitor", lambda: _named(Monitor, "monitor").remote(
         settings, graph.store, graph.events, graph.executor))
+
+    from actors.filter_pool import FilterWorker, default_pool_size
+
+    for index in range(default_pool_size()):
+        name = f"filter-worker-{index}"
+        graph.workers.append(graph.add(name, "worker", lambda n=name, i=index: _named(FilterWorker, n).remote(i)))
+
+    # Shards near the end: once wired they stream and backfill, which is CPU the actors still
+    # starting would otherwise wait for.
+    symbols = list(dict.fromkeys((watchlist if watchlist is not None else WATCHLIST)[: settings.max_symbols]))
+    count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
+    for index, bucket in enumerate(shard_symbols(symbols, count)):
+        name = f"shard-{index}"
+        # On a cluster the shards (the network-heavy actors) go round-robin over the nodes; a
+        # shard whose node is removed is created again on another one by the supervisor.
+        shard = graph.add(name, "shard", lambda n=name, i=index, b=bucket: _named(
+            StreamShard, n, scheduling_strategy=graph.place(n, i)).remote(i, stream_url, api_url, b, intervals,
+                                                                         graph.events))
+        graph.shards.append(shard)
+        graph._symbol_shard.update({s: index for s in bucket})
     if settings.enable_ai_analysis:
         from actors.analysis import SignalAnalyst
 

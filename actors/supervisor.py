@@ -45,6 +45,7 @@ class Supervisor:
         self._status: dict[str, Any] = {}
         self._markets: list[dict[str, Any]] = []
         self._watcher: asyncio.Task[None] | None = None
+        self._wired: asyncio.Event | None = None
 
     async def ping(self) -> bool:
         return True
@@ -67,6 +68,7 @@ class Supervisor:
         # Each actor is wired as soon as its own process is up: a shard starts streaming and
         # backfilling while the scheduler's process is still importing.
         await self._start_all()
+        self._wired_event().set()
         yield f"actors started and wired; {len(self.graph.shards)} stream shard(s) streaming from {self.stream_url}"
         seeded = await self._seed_example_trader()
         if seeded:
@@ -78,6 +80,22 @@ class Supervisor:
         await self._refresh_status()
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
         yield "engine running"
+
+    async def wait_wired(self, timeout_s: float = 300.0) -> bool:
+        """Whether every actor of the graph is up and wired, waiting up to ``timeout_s`` for it.
+
+        ``aitrader up`` deploys the API (whose ``/health`` then answers) only after this: a healthy
+        engine has its actors created and connected, even if candles are still backfilling.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wired_event().wait(), timeout_s)
+        return self._wired_event().is_set()
+
+    def _wired_event(self) -> asyncio.Event:
+        # Created on first use, inside the actor's event loop.
+        if self._wired is None:
+            self._wired = asyncio.Event()
+        return self._wired
 
     async def status(self) -> dict[str, Any]:
         return self._status or {"running": self.running, "feed": self.feed, "feed_note": self.feed_note}
@@ -118,6 +136,7 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 ray.kill(handle, no_restart=True)
         self.graph = None
+        self._wired_event().clear()
         return report
 
     # -- wiring and watching --------------------------------------------------------------------

@@ -152,7 +152,8 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
         for ref in supervisor.start.remote():
             say(_get(ref, 600))
             if api_deployed is None:
-                # The graph exists after the first line: deploy the API beside the rest of start-up.
+                # The graph exists after the first line: the API is deployed beside the rest of
+                # start-up, as soon as Serve is up and the actors are wired (`_deploy_api`).
                 handles = _get(supervisor.handles.remote(), 30)
                 say(f"starting the API on port {port}")
                 api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor, handles)
@@ -163,9 +164,13 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
 
 
 def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any, handles: dict[str, Any]) -> None:
+    """Deploy the API once Serve is up and the engine's actors are created and wired, so that a
+    healthy ``/health`` means a running engine, not one still starting its processes."""
     from serve.deployment import start_api
 
     serve_started.result(timeout=300)
+    if not _get(supervisor.wait_wired.remote(), 320):
+        raise EngineStartError("the engine's actors did not all start within 300 s; see the log above")
     start_api(settings, port, store=handles["store"], events=handles["events"], supervisor=supervisor,
               executor=handles["executor"], scheduler=handles["scheduler"], start_serve=False)
 
