@@ -9,8 +9,9 @@ just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
 (or ``{"error": ...}`` and exit status 1).
 
-Each paper fill rewrites the account's balance rows (one per asset held: ``--symbols`` + 1), so
-the symbol count is part of the cost measured.
+Each paper fill writes the two balance rows it moved (base and quote), its exit order and the
+position's close as ONE SQLite transaction (``Store.call_many`` -> ``SQLStorage.apply_many``),
+committed before the Executor answers; WAL with ``synchronous=NORMAL`` (see aitrader/storage/engine.py).
 
     RAY_USAGE_STATS_ENABLED=0 flock /tmp/aitrader-ray.lock .venv/bin/python bench/tick_to_close.py \
         [--triggers 1000] [--symbols 100] [--interval 0.02]

@@ -75,7 +75,8 @@ class PaperBroker:
         self._orders: dict[str, OrderResult] = {}
         self._resting: dict[str, OrderResult] = {}
         self._trade_ids = itertools.count(1)
-        self._balance_rows: dict[str, Balance] = {}
+        #: (free, locked) per asset as last written to storage: a save writes only assets that differ.
+        self._stored: dict[str, tuple[Decimal, Decimal]] = {}
         if not self._restore():
             self._free[quote_asset] = Decimal(starting_balance)
             self._save_balances()
@@ -95,13 +96,13 @@ class PaperBroker:
         Re-entrant: a caller may widen it (the close of a position takes its exit fill and the
         position's close write into one message)."""
         saved = (dict(self._free), dict(self._locked), dict(self._orders), dict(self._resting), dict(self.fees_paid),
-                 dict(self._balance_rows))
+                 dict(self._stored))
         batch = getattr(self.storage, "batch", None)
         try:
             with batch() if callable(batch) else nullcontext():
                 yield
         except BaseException:
-            self._free, self._locked, self._orders, self._resting, self.fees_paid, self._balance_rows = saved
+            self._free, self._locked, self._orders, self._resting, self.fees_paid, self._stored = saved
             raise
 
     def _submit(self, request: SubmitOrder) -> OrderResult:
@@ -330,13 +331,12 @@ class PaperBroker:
         if self.storage is None:
             return
         changed = []
-        for b in self.balances().values():
-            row = self._balance_rows.get(b.asset)
-            if row is None or row.free != b.free or row.locked != b.locked:
-                row = Balance.model_validate({"user_id": self.user_id, "asset": b.asset, "free": b.free,
-                                              "locked": b.locked})
-                self._balance_rows[b.asset] = row
-                changed.append(row)
+        for asset in sorted(self._free.keys() | self._locked.keys()):
+            amounts = (self._free.get(asset, _ZERO), self._locked.get(asset, _ZERO))
+            if self._stored.get(asset) != amounts:
+                self._stored[asset] = amounts
+                changed.append(Balance.model_validate({"user_id": self.user_id, "asset": asset, "free": amounts[0],
+                                                       "locked": amounts[1]}))
         if changed:
             self.storage.update_balances(self.user_id, changed)
 
@@ -346,7 +346,7 @@ class PaperBroker:
             return False
         stored = self.storage.get_balances(self.user_id)
         for row in stored:
-            self._balance_rows[row.asset] = row
+            self._stored[row.asset] = (row.free, row.locked)
             self._free[row.asset] = row.free
             if row.locked:
                 self._locked[row.asset] = row.locked

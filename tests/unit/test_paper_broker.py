@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
-from aitrader.models import OrderSide, OrderStatus, OrderType
+from aitrader.models import Balance, OrderSide, OrderStatus, OrderType
+from aitrader.storage.base import StorageUnavailable
 from aitrader.storage.sql import SQLStorage
 from aitrader.trading import (
     FilterFailure,
@@ -199,3 +201,51 @@ def test_rejected_orders_are_journalled(storage: SQLStorage) -> None:
     stored = storage.get_order_by_client_id("too-big")
     assert stored is not None and stored.status is OrderStatus.REJECTED
     assert stored.error is not None and "insufficient" in stored.error
+
+
+class RecordingStorage(SQLStorage):
+    """SQLite storage that records each `update_balances` call's assets and can refuse the next one."""
+
+    def __init__(self, url: str) -> None:
+        super().__init__(url)
+        self.written: list[list[str]] = []
+        self.refuse_next = False
+
+    def update_balances(self, user_id: str, balances: Sequence[Balance]) -> None:
+        if self.refuse_next:
+            self.refuse_next = False
+            raise StorageUnavailable("the database is gone for a moment")
+        self.written.append([b.asset for b in balances])
+        super().update_balances(user_id, balances)
+
+
+def test_a_fill_writes_only_the_balances_it_changed(tmp_path: Path) -> None:
+    # Arrange: an account holding three assets
+    storage = RecordingStorage(f"sqlite:///{tmp_path / 'paper.db'}")
+    storage.set_balances("alice", [Balance(user_id="alice", asset=a, free=D(f), locked=D(0))
+                                   for a, f in (("USDT", "10000"), ("ETH", "2"), ("BTC", "0"))])
+    broker = _broker(Prices("50000"), storage, slippage_bps=D(0))
+    # Act
+    broker.submit(_market(OrderSide.BUY, "0.1", "m1"))
+    # Assert: one write of the two assets the fill moved; storage agrees with the broker
+    assert storage.written == [["BTC", "USDT"]]
+    stored = {b.asset: b.free for b in storage.get_balances("alice")}
+    assert stored == {a: b.free for a, b in broker.balances().items()} and stored["ETH"] == 2
+
+
+def test_balances_a_failed_write_did_not_store_are_written_by_the_next_fill(tmp_path: Path) -> None:
+    # Arrange
+    storage = RecordingStorage(f"sqlite:///{tmp_path / 'paper.db'}")
+    broker = _broker(Prices("50000"), storage, slippage_bps=D(0))
+    before = broker.balances()
+    storage.refuse_next = True
+    # Act: the first buy's balance write fails (the broker rolls back), the second goes through
+    with pytest.raises(StorageUnavailable):
+        broker.submit(_market(OrderSide.BUY, "0.1", "m1"))
+    unchanged = broker.balances()
+    broker.submit(_market(OrderSide.BUY, "0.1", "m2"))
+    # Assert
+    assert unchanged == before
+    assert {b.asset: b.free for b in storage.get_balances("alice")} == {
+        a: b.free for a, b in broker.balances().items()}
+    assert broker.balances()["BTC"].free == D("0.1")
