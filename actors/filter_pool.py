@@ -55,7 +55,7 @@ class FilterWorker:
         """Run ``checks``; ``frames[n]`` is the frame of (shard index, timeframe) ``keys[n]``,
         ``frame_ids[n]`` its object id, and ``routes`` maps each trader to the shard indexes
         holding its symbols."""
-        started = time.perf_counter()
+        started_s = time.time()  # wall time, as the scheduler's trigger times
         resolved: dict[tuple[int, str], ShardFrame] = {}
         for key, frame_id, frame in zip(keys, frame_ids, frames, strict=True):
             resolved[key] = self._frame(frame_id, frame)
@@ -70,8 +70,7 @@ class FilterWorker:
         by_timeframe: dict[str, list[ShardFrame]] = {}
         for (_, timeframe), shard_frame in sorted(resolved.items()):
             by_timeframe.setdefault(timeframe, []).append(shard_frame)
-        fetch_ms = round((time.perf_counter() - started) * 1000, 3)
-        for result in self.runner.run(runnable, by_timeframe, fetch_ms):
+        for result in self.runner.run(runnable, by_timeframe, started_s):
             results[result.trader_id] = result
         self._counters["batches"] += 1
         self._counters["checks"] += len(checks)

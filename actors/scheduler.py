@@ -4,9 +4,7 @@ filter pool, and turns matches into signals (Store + EventHub, and the Executor 
 The schedule itself is `aitrader.scheduling.CheckScheduler`; this shell wires handles, runs
 three loops (dispatch, interval tick, shard health poll) and rebuilds its traders from storage
 on start — every public method starts it lazily, so a restarted actor resumes on its own.
-Dispatch follows `aitrader.batching`: each dispatch takes every runnable queued check, sends
-each worker one batch with the traders of a filter kept together, and requests each shard's
-frame once per candle close, passing the reference to every batch that reads it.
+Sending checks to the workers (batches, frames, routes) is `actors.check_dispatch`.
 """
 
 from __future__ import annotations
@@ -20,11 +18,9 @@ from typing import Any
 
 import ray
 
-from actors.filter_pool import FilterPool, FilterWorker
-from aitrader.batching import FrameRefs, plan_batches
+from actors.check_dispatch import Batch, CheckDispatcher
 from aitrader.checks import CheckResult
 from aitrader.config import Settings
-from aitrader.dispatch import ShardRoutes, StageTimes
 from aitrader.filters import FilterError, compile_filter
 from aitrader.models import Signal, Trader, TraderStatus
 from aitrader.scheduling import CheckScheduler, CheckTrader, ClosedCandle, MarketClock, TraderPlan
@@ -35,7 +31,6 @@ from aitrader.views import signal_view, trader_view
 log = logging.getLogger("aitrader.scheduler")
 
 CALL_TIMEOUT_S = 30.0
-BATCH_TIMEOUT_S = 120.0
 
 
 @ray.remote(max_restarts=-1, max_task_retries=0, num_cpus=0, max_concurrency=1000)
@@ -44,10 +39,8 @@ class Scheduler:
 
     ``shards`` is the list of StreamShard handles (their index is the shard id the scheduler
     uses); ``pool_workers`` the FilterWorker handles.  Market time runs at ``clock_speed`` from
-    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``).  A worker gets at
-    most ``max_batch`` checks per call and ``batches_per_worker`` calls at a time (one by
-    default: checks that arrive while a worker is busy wait and go in its next, larger batch,
-    instead of splitting into many small batches that each pay the per-batch costs again).
+    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``); ``max_batch`` and
+    ``batches_per_worker`` are `CheckDispatcher`'s.
     """
 
     def __init__(
@@ -73,16 +66,11 @@ class Scheduler:
         self.settings = settings
         self._store, self._events, self._executor = store, events, executor
         self._analyst = analyst  # with ENABLE_AI_ANALYSIS, signals go to the analyst, which decides entries
-        self._shards = list(shards)
-        self.pool = FilterPool(list(pool_workers), factory=lambda index: FilterWorker.remote(index))  # type: ignore[attr-defined]
         self.core = CheckScheduler(MarketClock(clock_speed, clock_anchor_ms), max_queue=max_queue)
+        self.dispatch = CheckDispatcher(pool_workers, shards, self._note_error, self.core.clock.wall_s,
+                                        max_batch=max_batch, batches_per_worker=batches_per_worker)
         self._traders: dict[str, Trader] = {}
-        self._routes = ShardRoutes()
-        self._stages = StageTimes()
-        self._shard_versions: dict[int, int] = {index: 0 for index in range(len(self._shards))}
-        self._frames = FrameRefs(lambda index, timeframe: self._shards[index].frame.remote(timeframe))
         self._stale_symbols: set[str] = set()
-        self._max_batch, self._batches_per_worker = max_batch, batches_per_worker
         self._tick_s, self._health_poll_s, self._stale_after_s = tick_s, health_poll_s, stale_after_s
         self._subscribe = subscribe_shards
         self._wake = asyncio.Event()
@@ -93,7 +81,7 @@ class Scheduler:
         self._started: asyncio.Task[int] | None = None
         self._reported: set[tuple[str, str, str]] = set()
         self._counters: dict[str, Any] = {
-            "signals_created": 0, "signals_existing": 0, "signal_errors": 0, "batches": 0,
+            "signals_created": 0, "signals_existing": 0, "signal_errors": 0,
             "error_kinds": {}, "rejected_traders": 0, "last_error": None,
         }
 
@@ -108,11 +96,8 @@ class Scheduler:
     async def set_shards(self, shards: list[Any]) -> int:
         """Use these shard handles from now on (the supervisor replaced a dead shard); frames are
         fetched afresh from them. Returns the number of shards."""
-        self._shards = list(shards)
-        for index in range(len(self._shards)):
-            self._shard_versions[index] = self._shard_versions.get(index, 0) + 1
-        await self._refresh_shards()
-        return len(self._shards)
+        await self.dispatch.set_shards(shards)
+        return len(shards)
 
     async def ping(self) -> bool:
         await self.start()
@@ -139,7 +124,7 @@ class Scheduler:
         await self.start()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
-        while self._checks_in_flight or (not self.core.paused and self.core.queue_depth and self._runnable()):
+        while self._checks_in_flight or (not self.core.paused and self.core.queue_depth and self.dispatch.free_slots()):
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -157,12 +142,7 @@ class Scheduler:
             "error_kinds": dict(self._counters["error_kinds"]),
             "checks_in_flight": self._checks_in_flight,
             "stale_symbols": len(self._stale_symbols),
-            "workers": len(self.pool),
-            "workers_replaced": self.pool.replaced,
-            "shards": len(self._shards),
-            "frame_requests": self._frames.requests,
-            "frame_reuses": self._frames.reuses,
-            **self._stages.summary(reset_latency),
+            **self.dispatch.stats(reset_latency),
         }
 
     # -- traders ----------------------------------------------------------------------------------
@@ -184,15 +164,9 @@ class Scheduler:
     async def on_candles_closed(self, closed: list[ClosedCandle]) -> int:
         """Candle closes from a shard: queue the traders watching them; returns how many were queued."""
         await self.start()
-        for index in {self._routes.shard_of(symbol) for symbol, _, _ in closed}:
-            if index is not None:
-                self._shard_versions[index] += 1
         queued = self.core.candles_closed(closed)
+        self.dispatch.candles_closed(closed, prefetch=queued > 0)
         if queued:
-            # Ask the shards for the new frames now, while the checks are being dispatched.
-            for index, interval in {(self._routes.shard_of(s), i) for s, i, _ in closed}:
-                if index is not None:
-                    self._frames.get(index, interval, self._shard_versions[index])
             self._wake.set()
         return queued
 
@@ -216,8 +190,8 @@ class Scheduler:
         self._traders[trader.id] = trader
         self.core.upsert(TraderPlan(trader.id, tuple(trader.symbols), tuple(trader.timeframes),
                                     max(60, trader.check_interval), trader.signal_code, compiled.code_hash))
-        unknown = [s for s in trader.symbols if s not in self._routes]
-        if unknown and self._routes:
+        unknown = [s for s in trader.symbols if s not in self.dispatch.routes]
+        if unknown and self.dispatch.routes:
             self._log("WARNING", f"trader {trader.name!r}: no stream shard carries {', '.join(unknown)}")
         return {"ok": True, "scheduled": True, "error": None}
 
@@ -228,13 +202,13 @@ class Scheduler:
     # -- loops ------------------------------------------------------------------------------------
 
     async def _start(self) -> int:
-        await self._refresh_shards()
+        await self.dispatch.refresh_routes()
         traders = await self._call("list_traders", self.settings.user_id, active_only=True)
         for trader in traders:
             self._schedule(trader)
         if self._subscribe:
             me = ray.get_runtime_context().current_actor
-            for shard in self._shards:
+            for shard in self.dispatch.shards:
                 shard.subscribe.remote(scheduler=me)
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self._dispatch_loop()), loop.create_task(self._tick_loop()),
@@ -245,25 +219,20 @@ class Scheduler:
         gc.collect()
         gc.freeze()
         log.info("scheduler started with %d traders, %d shards, %d workers",
-                 len(self._traders), len(self._shards), len(self.pool))
+                 len(self._traders), len(self.dispatch.shards), len(self.dispatch.pool))
         return len(self._traders)
-
-    def _runnable(self) -> bool:
-        return self.pool.in_flight < len(self.pool) * self._batches_per_worker
 
     async def _dispatch_loop(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self._runnable():
-                free = len(self.pool) * self._batches_per_worker - self.pool.in_flight
-                checks = self.core.take(self._max_batch * free)
+            while self.dispatch.free_slots() > 0:
+                checks = self.core.take(self.dispatch.capacity())
                 if not checks:
                     break
-                for batch in plan_batches(checks, min(free, len(self.pool)), self._max_batch):
-                    self._checks_in_flight += len(batch)
-                    index, worker = self.pool.acquire()  # now, so the next pass sees it busy
-                    asyncio.get_running_loop().create_task(self._run_batch(batch, index, worker))
+                for batch in self.dispatch.plan(checks):  # workers reserved now: the next pass sees them busy
+                    self._checks_in_flight += len(batch[0])
+                    asyncio.get_running_loop().create_task(self._run_batch(batch))
             if not self._checks_in_flight:
                 self._idle.set()
 
@@ -287,14 +256,14 @@ class Scheduler:
     async def _poll_health(self) -> None:
         stale: set[str] = set()
         replies = await asyncio.gather(
-            *(asyncio.wait_for(shard.health.remote(self._stale_after_s), 10.0) for shard in self._shards),
+            *(asyncio.wait_for(shard.health.remote(self._stale_after_s), 10.0) for shard in self.dispatch.shards),
             return_exceptions=True,
         )
         for index, health in enumerate(replies):
             if isinstance(health, BaseException):
-                stale |= self._routes.symbols_of(index)
+                stale |= self.dispatch.routes.symbols_of(index)
                 continue
-            self._routes.assign(health.get("symbols", []), index)
+            self.dispatch.routes.assign(health.get("symbols", []), index)
             stale |= set(health["symbols"]) if not health.get("connected") else set(health.get("stale_symbols", []))
         newly = stale - self._stale_symbols
         if newly:
@@ -303,48 +272,12 @@ class Scheduler:
         if self.core.set_stale(stale):
             self._wake.set()
 
-    async def _refresh_shards(self) -> None:
-        replies = await asyncio.gather(
-            *(asyncio.wait_for(shard.symbols.remote(), 10.0) for shard in self._shards), return_exceptions=True
-        )
-        for index, symbols in enumerate(replies):
-            if not isinstance(symbols, BaseException):
-                self._routes.assign(symbols, index)
-
     # -- checks -----------------------------------------------------------------------------------
 
-    async def _run_batch(self, checks: list[CheckTrader], index: int, worker: Any) -> None:
-        self._counters["batches"] += 1
-        results: list[CheckResult] | None = None
-        dispatched_s = replied_s = self.core.clock.wall_s()
-        keys: list[tuple[int, str]] = []
+    async def _run_batch(self, batch: Batch) -> None:
+        checks = batch[0]
         try:
-            routes = {c.trader_id: self._routes.route(c.symbols) for c in checks}
-            used = {(i, tf) for c in checks for i in routes[c.trader_id] for tf in c.timeframes}
-            keys = sorted(used)
-            refs = [self._frames.get(i, tf, self._shard_versions[i]) for i, tf in keys]
-            # Frames go as top-level arguments: Ray hands the worker the frames once they are
-            # ready, with no borrowed references to resolve (passed nested, each batch paid
-            # an owner round trip per frame).
-            replies: list[CheckResult] = await asyncio.wait_for(
-                worker.check.remote(checks, routes, keys, [ref.hex() for ref in refs], *refs), BATCH_TIMEOUT_S)
-            replied_s = self.core.clock.wall_s()
-            results = replies
-        except ray.exceptions.RayActorError as exc:
-            self._forget_frames(keys)
-            if exc.actor_id not in (None, worker._actor_id.hex()):  # a shard died before sending its frame
-                self._note_error("data", f"market data of a stream shard is unavailable: {exc}")
-            elif isinstance(exc, ray.exceptions.ActorDiedError):
-                self.pool.replace(index)
-                self._note_error("worker", f"filter worker {index} died and was replaced: {exc}")
-            else:
-                self._note_error("worker", f"filter worker {index} is unavailable: {exc}")
-        except Exception as exc:  # the worker failed, or a shard's frame did: ask the shards again
-            self._forget_frames(keys)
-            self._note_error("worker", f"filter worker {index} failed a batch: {type(exc).__name__}: {exc}")
-        finally:
-            self.pool.release(index)
-        try:
+            results, dispatched_s, replied_s = await self.dispatch.run(batch)
             if results is None:
                 for check in checks:
                     self.core.finish(check, error=True)
@@ -357,17 +290,13 @@ class Scheduler:
                 if storing:
                     await asyncio.gather(*storing)
                 first = results[0] if results else CheckResult("", "", [], 0.0)
-                self._stages.record([c.triggered_s for c in checks], dispatched_s, replied_s,
-                                    first.fetch_ms, first.elapsed_ms, self.core.clock.wall_s())
+                self.dispatch.stages.record([c.triggered_s for c in checks], dispatched_s, first.started_s,
+                                            first.elapsed_ms, replied_s, self.core.clock.wall_s())
         finally:
             self._checks_in_flight -= len(checks)
             self._wake.set()
             if not self._checks_in_flight:
                 self._idle.set()
-
-    def _forget_frames(self, keys: list[tuple[int, str]]) -> None:
-        for shard, interval in keys:  # the next batch asks the shards again
-            self._frames.forget(shard, interval)
 
     def _complete(self, check: CheckTrader, result: CheckResult) -> bool:
         """Finish a check that needs no signal stored; False (and not finished) if it has some."""

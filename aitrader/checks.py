@@ -46,7 +46,8 @@ class TimeframeOutcome(msgspec.Struct, frozen=True):
 class CheckResult(msgspec.Struct, frozen=True):
     """Event: a check finished; ``error_kind`` is compile, runtime, timeout, resource or data.
 
-    ``elapsed_ms`` is the evaluation of the check's batch, ``fetch_ms`` the wait for its frames."""
+    ``elapsed_ms`` is the evaluation of the check's batch, ``started_s`` the wall time (s) the
+    worker began it, its frames at hand."""
 
     trader_id: str
     code_hash: str
@@ -54,7 +55,7 @@ class CheckResult(msgspec.Struct, frozen=True):
     elapsed_ms: float
     error: str | None = None
     error_kind: str | None = None
-    fetch_ms: float = 0.0
+    started_s: float = 0.0
 
 
 class FilterCache:
@@ -189,10 +190,10 @@ class CheckRunner:
         self.evaluations = 0
 
     def run(
-        self, checks: Sequence[CheckTrader], frames: Mapping[str, Sequence[ShardFrame]], fetch_ms: float = 0.0
+        self, checks: Sequence[CheckTrader], frames: Mapping[str, Sequence[ShardFrame]], started_s: float = 0.0
     ) -> list[CheckResult]:
         """Results in the order of ``checks``; ``frames`` maps a timeframe to its shard frames
-        (``fetch_ms``, the time they took to arrive, is passed on in the results)."""
+        (``started_s``, when the worker began the batch, is passed on in the results)."""
         started = time.perf_counter()
         outcomes: list[list[TimeframeOutcome] | CheckFailed] = []
         for check in checks:
@@ -206,9 +207,9 @@ class CheckRunner:
                 outcomes.append(failed)
         elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
         return [
-            CheckResult(check.trader_id, check.code_hash, [], elapsed_ms, outcome.message, outcome.kind, fetch_ms)
+            CheckResult(check.trader_id, check.code_hash, [], elapsed_ms, outcome.message, outcome.kind, started_s)
             if isinstance(outcome, CheckFailed)
-            else CheckResult(check.trader_id, check.code_hash, outcome, elapsed_ms, fetch_ms=fetch_ms)
+            else CheckResult(check.trader_id, check.code_hash, outcome, elapsed_ms, started_s=started_s)
             for check, outcome in zip(checks, outcomes, strict=True)
         ]
 

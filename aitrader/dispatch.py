@@ -3,7 +3,8 @@
 `ShardRoutes` maps symbols to the stream shard carrying them and remembers each trader's set
 of shards (a candle close re-checks the same traders with the same symbols, so the scheduler's
 hot path should not recompute it).  `StageTimes` splits the candle-close-to-result latency of
-dispatched batches into queue wait, worker call, evaluation and completion, so a slow p99 can
+dispatched batches into queue wait, the way to the worker, evaluation, the way back and
+completion, so a slow p99 can
 be traced to its stage instead of guessed at.
 """
 
@@ -48,13 +49,13 @@ class ShardRoutes:
         return bool(self._shard_of)
 
 
-STAGES = ("wait", "call", "fetch", "run", "complete")
+STAGES = ("wait", "send", "run", "back", "complete")
 
 
 class StageTimes:
-    """Per-batch latency by stage, in ms: ``wait`` (oldest trigger to dispatch), ``call`` (the
-    worker call, all that follows included), ``fetch`` (the worker waiting for its frames), ``run``
-    (evaluation inside the worker) and ``complete``
+    """Per-batch latency by stage, in ms: ``wait`` (oldest trigger to dispatch), ``send``
+    (dispatch to the worker starting: the frames becoming ready and the call's way there),
+    ``run`` (evaluation in the worker), ``back`` (the result's way back) and ``complete``
     (result back to the checks finished: signals stored, schedule updated)."""
 
     def __init__(self) -> None:
@@ -68,14 +69,14 @@ class StageTimes:
         self._maxima = dict.fromkeys(STAGES, 0.0)
         self.batches = 0
 
-    def record(self, triggered_s: Sequence[float], dispatched_s: float, replied_s: float,
-               fetch_ms: float, run_ms: float, completed_s: float) -> None:
-        """One batch: its checks' trigger times and the wall times (s) of its stages."""
+    def record(self, triggered_s: Sequence[float], dispatched_s: float, started_s: float, run_ms: float,
+               replied_s: float, completed_s: float) -> None:
+        """One batch: its checks' trigger times, and the wall times (s) of its stages."""
         values = {
             "wait": (dispatched_s - min(triggered_s, default=dispatched_s)) * 1000,
-            "call": (replied_s - dispatched_s) * 1000,
-            "fetch": fetch_ms,
+            "send": (started_s - dispatched_s) * 1000,
             "run": run_ms,
+            "back": (replied_s - started_s) * 1000 - run_ms,
             "complete": (completed_s - replied_s) * 1000,
         }
         self.batches += 1

@@ -76,10 +76,10 @@ def test_a_runtime_error_on_a_frame_fails_every_trader_of_that_filter_and_is_rem
     assert runner.evaluations == 2
 
 
-def test_fetch_time_is_passed_on_in_results() -> None:
+def test_the_worker_start_time_is_passed_on_in_results() -> None:
     (result,) = CheckRunner().run([check("t1", ("AAAUSDT",))], {"1m": [shard_frame(["AAAUSDT"], [1.0])]},
-                                  fetch_ms=3.5)
-    assert result.fetch_ms == 3.5
+                                  started_s=1234.5)
+    assert result.started_s == 1234.5
 
 
 def test_routes_are_cached_until_a_symbol_moves_to_another_shard() -> None:
@@ -98,13 +98,14 @@ def test_routes_are_cached_until_a_symbol_moves_to_another_shard() -> None:
 
 def test_stage_times_split_a_batch_latency_and_reset() -> None:
     stages = StageTimes()
-    stages.record([10.000, 10.002], dispatched_s=10.010, replied_s=10.030, fetch_ms=4.0, run_ms=6.0,
+    stages.record([10.000, 10.002], dispatched_s=10.010, started_s=10.020, run_ms=6.0, replied_s=10.030,
                   completed_s=10.031)
-    stages.record([20.000], dispatched_s=20.002, replied_s=20.012, fetch_ms=0.0, run_ms=2.0, completed_s=20.013)
+    stages.record([20.000], dispatched_s=20.002, started_s=20.004, run_ms=2.0, replied_s=20.012,
+                  completed_s=20.013)
     summary = stages.summary(reset=True)
     assert summary["avg_wait_ms"] == pytest.approx(6.0)
     assert summary["max_wait_ms"] == pytest.approx(10.0)
-    assert summary["avg_call_ms"] == pytest.approx(15.0)
-    assert summary["avg_fetch_ms"] == pytest.approx(2.0) and summary["max_run_ms"] == pytest.approx(6.0)
+    assert summary["avg_send_ms"] == pytest.approx(6.0)
+    assert summary["avg_back_ms"] == pytest.approx(5.0) and summary["max_run_ms"] == pytest.approx(6.0)
     assert summary["max_complete_ms"] == pytest.approx(1.0, abs=1e-6)
-    assert stages.batches == 0 and stages.summary()["max_call_ms"] == 0.0
+    assert stages.batches == 0 and stages.summary()["max_send_ms"] == 0.0
