@@ -79,7 +79,6 @@ class LocalExchange:
         )
         self._rest = RestApi(self.engine, PayloadBuilder(self.market), self.clock, self.config.master_secret)
         self._runner: web.AppRunner | None = None
-        self._pusher: asyncio.Task[None] | None = None
         self._port: int | None = None
 
     @property
@@ -110,21 +109,18 @@ class LocalExchange:
         server = site._server
         sockets = getattr(server, "sockets", None) or []
         self._port = sockets[0].getsockname()[1] if sockets else self.config.port
-        self._pusher = asyncio.create_task(self.streams.run())
+        self.streams.start()
         source = f"replay of {self.config.replay}" if self.config.replay else f"seed {self.config.seed}"
         log.info("local exchange listening on %s (%s, speed %s)", self.url, source, self.config.speed)
 
     async def stop(self) -> None:
         """Tell stream clients ``serverShutdown``, then close everything."""
-        if self._pusher is not None:
-            self._pusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pusher
-            self._pusher = None
-        await self.streams.shutdown()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        try:
+            await self.streams.close()
+        finally:
+            if self._runner is not None:
+                await self._runner.cleanup()
+                self._runner = None
 
 
 class ExchangeThread:
@@ -178,8 +174,10 @@ class ExchangeThread:
         if not self._thread.is_alive():
             return
         future = asyncio.run_coroutine_threadsafe(self.exchange.stop(), self._loop)
-        with contextlib.suppress(Exception):
+        try:
             future.result(timeout)
+        except Exception as error:  # the loop is stopped below either way
+            log.warning("local exchange did not stop gracefully within %s s: %r", timeout, error)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout)
 

@@ -4,7 +4,13 @@ Streams: ``<symbol>@ticker``, ``<symbol>@miniTicker``, ``<symbol>@kline_<interva
 every ``push_interval`` wall seconds; when a candle closes its final ``x: true`` frame goes out before
 the next candle's frames.  When replayed data ends, its last final frames go out and then nothing more.
 SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY requests are answered as
-Binance documents them.
+Binance documents them.  ``close()`` lets the push in flight finish, then sends every client
+``serverShutdown`` and closes its socket.
+
+The pusher is stopped by a flag, never cancelled: on Python 3.11 ``asyncio.wait_for`` returns the
+result and drops a cancellation that lands just after its inner send finished, so a cancelled
+pusher could go on pushing and a stop that awaited it hung without telling anyone ``serverShutdown``.
+Sends are bounded with ``asyncio.timeout``, which keeps cancellations intact.
 """
 
 from __future__ import annotations
@@ -53,6 +59,7 @@ class StreamHub:
         clock: MarketClock,
         push_interval: float = 1.0,
         ping_interval: float = 20.0,
+        send_timeout: float = _SEND_TIMEOUT,
     ) -> None:
         self.market = market
         self.engine = engine
@@ -60,8 +67,11 @@ class StreamHub:
         self.payloads = PayloadBuilder(market)
         self.push_interval = push_interval
         self.ping_interval = ping_interval
+        self.send_timeout = send_timeout
         self.connections: set[Connection] = set()
         self._ended_logged = False
+        self._closing = asyncio.Event()
+        self._pusher: asyncio.Task[None] | None = None
 
     def valid_stream(self, name: str) -> bool:
         """True for a stream this exchange serves."""
@@ -82,6 +92,9 @@ class StreamHub:
         raw = request.query.get("streams", "") if combined else request.match_info.get("streams", "")
         conn = Connection(ws, combined)
         conn.streams = [s for s in raw.split("/") if s and self.valid_stream(s)][:_MAX_STREAMS]
+        if self._closing.is_set():  # came in after close() took its list of clients
+            await self._say_goodbye(conn)
+            return ws
         self.connections.add(conn)
         try:
             async for message in ws:
@@ -179,7 +192,7 @@ class StreamHub:
         return frames
 
     async def push_once(self) -> None:
-        """Send every connection its due frames."""
+        """Send every connection its due frames (stops between frames once ``close()`` is called)."""
         now = self.clock.now_ms()
         if not self._ended_logged and all(self.market.ended(s, now) for s in self.market.symbols):
             self._ended_logged = True
@@ -194,24 +207,52 @@ class StreamHub:
                     texts.append(json.dumps(frame))
             try:
                 for text in texts:
-                    await asyncio.wait_for(conn.ws.send_str(text), _SEND_TIMEOUT)
+                    if self._closing.is_set():
+                        return
+                    async with asyncio.timeout(self.send_timeout):
+                        await conn.ws.send_str(text)
             except (ConnectionError, TimeoutError, RuntimeError):
                 self.connections.discard(conn)
-                with contextlib.suppress(Exception):
-                    await conn.ws.close()
+                await self._close_socket(conn)
 
     async def run(self) -> None:
-        """Push forever, every ``push_interval`` seconds."""
-        while True:
-            await asyncio.sleep(self.push_interval)
-            await self.push_once()
+        """Push every ``push_interval`` seconds until ``close()`` is called."""
+        while not self._closing.is_set():
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.push_interval):
+                    await self._closing.wait()
+            if not self._closing.is_set():
+                await self.push_once()
 
-    async def shutdown(self) -> None:
-        """Send ``serverShutdown`` to every client and close the sockets."""
-        event = {"e": "serverShutdown", "E": self.clock.now_ms()}
-        for conn in list(self.connections):
-            frame = {"stream": "!serverShutdown", "data": event} if conn.combined else event
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.ws.send_str(json.dumps(frame)), _SEND_TIMEOUT)
-                await asyncio.wait_for(conn.ws.close(), _SEND_TIMEOUT)
+    def start(self) -> None:
+        """Start pushing in a task on the running loop."""
+        self._pusher = asyncio.create_task(self.run(), name="stream-pusher")
+
+    async def close(self) -> None:
+        """Stop pushing once the frame in flight is sent, then ``serverShutdown`` and close every client."""
+        self._closing.set()
+        if self._pusher is not None:
+            await self._pusher
+            self._pusher = None
+        clients = list(self.connections)
         self.connections.clear()
+        await asyncio.gather(*(self._say_goodbye(conn) for conn in clients))
+
+    async def _say_goodbye(self, conn: Connection) -> None:
+        """Send ``serverShutdown``, then close the socket whether or not the send went out."""
+        event = {"e": "serverShutdown", "E": self.clock.now_ms()}
+        frame = {"stream": "!serverShutdown", "data": event} if conn.combined else event
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await conn.ws.send_str(json.dumps(frame))
+        except (ConnectionError, TimeoutError, RuntimeError) as error:
+            log.info("could not send serverShutdown to a stream client: %r", error)
+        await self._close_socket(conn)
+
+    async def _close_socket(self, conn: Connection) -> None:
+        """Close one client socket; a client that does not answer the close in time is cut off."""
+        try:
+            async with asyncio.timeout(self.send_timeout):
+                await conn.ws.close()
+        except (ConnectionError, TimeoutError, RuntimeError) as error:
+            log.info("stream client socket did not close cleanly: %r", error)

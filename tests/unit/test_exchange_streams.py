@@ -9,11 +9,39 @@ from pathlib import Path
 import pytest
 import websockets
 
-from aitrader.exchange import ExchangeConfig, start_in_thread
+from aitrader.exchange import ExchangeConfig, LocalExchange, ManualClock, SyntheticMarket, start_in_thread
+from aitrader.exchange.orders import MatchingEngine
+from aitrader.exchange.streams import Connection, StreamHub
+from aitrader.exchange.symbols import resolve_symbols
 from tests.unit.exchange_fixtures import manual_exchange  # noqa: F401
 
 REFERENCE = json.loads((Path(__file__).parents[1] / "data" / "binance-spot-vectors.json").read_text())
 TIMEOUT = 10.0
+
+
+class RecordingSocket:
+    """Stands in for a server-side client socket: keeps the frames sent to it and whether it was closed.
+
+    ``during_first_send`` runs inside the first send, after the frame is taken; ``hang`` makes every
+    send wait forever, like a client that stopped reading.
+    """
+
+    def __init__(self, during_first_send=None, hang: bool = False) -> None:
+        self.frames: list[dict] = []
+        self.closed = False
+        self.during_first_send = during_first_send
+        self.hang = hang
+
+    async def send_str(self, text: str) -> None:
+        if self.hang:
+            await asyncio.Event().wait()
+        self.frames.append(json.loads(text))
+        if self.during_first_send is not None:
+            hook, self.during_first_send = self.during_first_send, None
+            hook()
+
+    async def close(self) -> None:
+        self.closed = True
 
 
 async def next_frame(ws) -> dict:
@@ -109,6 +137,48 @@ async def test_graceful_stop_sends_server_shutdown() -> None:
         await asyncio.to_thread(handle.stop)
 
     assert set(frames[-1]["data"]) == set(REFERENCE["stream:serverShutdown(combined)"]["data"])
+
+
+async def test_stop_asked_for_during_a_push_sends_shutdown_then_closes() -> None:
+    # stop() lands while the pusher is inside a send (here: right after the frame is taken).  A
+    # pusher stopped by cancelling its task could drop that cancellation (Python 3.11's wait_for
+    # does) and push on for ever, so stop() hung and no client heard serverShutdown.  Once stop is
+    # asked, the frame in flight is the last market frame.
+    exchange = LocalExchange(ExchangeConfig(port=0, push_interval=0.01))
+    await exchange.start()
+    stopping: list[asyncio.Future[None]] = []
+    stop_asked = asyncio.Event()
+
+    def ask_to_stop() -> None:
+        stopping.append(asyncio.ensure_future(exchange.stop()))
+        stop_asked.set()
+
+    socket = RecordingSocket(during_first_send=ask_to_stop)
+    exchange.streams.connections.add(Connection(socket, combined=True, streams=["btcusdt@ticker"]))  # type: ignore[arg-type]
+    try:
+        await asyncio.wait_for(stop_asked.wait(), TIMEOUT)
+        await asyncio.wait_for(stopping[0], TIMEOUT)
+    finally:
+        if exchange._runner is not None:
+            await exchange._runner.cleanup()
+
+    assert [frame["stream"] for frame in socket.frames] == ["btcusdt@ticker", "!serverShutdown"]
+    assert socket.closed
+
+
+async def test_shutdown_closes_a_client_that_never_takes_the_shutdown_frame() -> None:
+    clock = ManualClock(1_767_607_230_000)
+    market = SyntheticMarket(resolve_symbols(["BTCUSDT"]), seed=1)
+    hub = StreamHub(market, MatchingEngine(market, clock, {}), clock, send_timeout=0.05)
+    stuck, listening = RecordingSocket(hang=True), RecordingSocket()
+    hub.connections.add(Connection(stuck, combined=False))  # type: ignore[arg-type]
+    hub.connections.add(Connection(listening, combined=False))  # type: ignore[arg-type]
+
+    await asyncio.wait_for(hub.close(), TIMEOUT)
+
+    assert stuck.closed and stuck.frames == []
+    assert listening.closed and [frame["e"] for frame in listening.frames] == ["serverShutdown"]
+    assert hub.connections == set()
 
 
 @pytest.mark.parametrize("path", ["/api/v3/ping", "/api/v3/time"])
