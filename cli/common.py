@@ -1,12 +1,17 @@
-"""Helpers shared by the CLI commands: loading settings and failing with a readable message."""
+"""Helpers shared by the CLI commands: loading settings and failing with a readable message.
+
+Heavy modules (pydantic-settings via ``aitrader.config``) are imported inside the functions, so
+importing a command module, and ``aitrader --help``, stays quick.
+"""
 
 from __future__ import annotations
 
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
-from aitrader.config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from aitrader.config import Settings
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -16,6 +21,8 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 def settings_or_exit(**overrides: Any) -> Settings:
     """Load the configuration, or print one line per bad variable and exit 1."""
+    from aitrader.config import ConfigError, load_settings
+
     try:
         return load_settings(**overrides)
     except ConfigError as exc:

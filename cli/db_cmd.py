@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import typer
 
-from aitrader.storage import StorageError, storage_url
-from aitrader.storage.engine import create_storage_engine
-from aitrader.storage.migrations import LATEST_VERSION, current_version, migrate
 from cli.common import fail, settings_or_exit
 
 app = typer.Typer(help="Create and migrate the database schema.", no_args_is_help=True)
@@ -15,6 +12,10 @@ app = typer.Typer(help="Create and migrate the database schema.", no_args_is_hel
 @app.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the schema of the configured database; running it twice changes nothing."""
+    from aitrader.storage import StorageError, storage_url
+    from aitrader.storage.engine import create_storage_engine
+    from aitrader.storage.migrations import LATEST_VERSION, current_version, migrate
+
     settings = settings_or_exit()
     try:
         engine = create_storage_engine(storage_url(settings))

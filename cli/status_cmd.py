@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
 import typer
 
-from cli.api_client import ApiClient, ApiError, ApiUnreachable, AuthError
 from cli.common import fail
 
 
 async def fetch_status(address: str, api_key: str, **client_options: Any) -> dict[str, Any]:
     """GET /status of the engine at ``address`` with ``api_key``."""
+    from cli.api_client import ApiClient
+
     client = ApiClient(address, api_key, **client_options)
     try:
         return await client.status()
@@ -36,7 +36,10 @@ def status(
     as_json: bool = typer.Option(False, "--json", help="Print the /status body as JSON."),
 ) -> None:
     """Show the engine's state: running or not, feed, storage, traders, positions."""
+    import asyncio
+
     from aitrader.config import local_api_key
+    from cli.api_client import ApiError, ApiUnreachable, AuthError
 
     key = api_key or local_api_key()
     try:
