@@ -13,12 +13,22 @@ import copy
 import json
 import threading
 from collections import deque
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 JSON = dict[str, Any]
 T0 = "2024-05-01T12:00:00Z"
+
+
+@dataclass(eq=False)
+class _Subscriber:
+    """A subscribed socket: the last seq it has been sent, and a lock that keeps its frames in order."""
+
+    ws: web.WebSocketResponse
+    sent_seq: int
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
 def _sparkline(seed: int, n: int = 24) -> list[float]:
@@ -118,7 +128,7 @@ class FakeApi:
             "balance": {"balances": [{"asset": "USDT", "free": "9400.00", "locked": "0"}], "equity": "10012.34"},
         }
         self.requests: list[tuple[str, str]] = []
-        self._sockets: set[web.WebSocketResponse] = set()
+        self._subscribers: dict[web.WebSocketResponse, _Subscriber] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True, name="fake-api")
         self._thread.start()
@@ -177,7 +187,7 @@ class FakeApi:
         self.port = self._runner.addresses[0][1]
 
     async def _stop(self) -> None:
-        for ws in list(self._sockets):
+        for ws in list(self._subscribers):
             await ws.close(code=1012, message=b"engine restarting")
         if self._runner is not None:
             await self._runner.cleanup()
@@ -270,28 +280,39 @@ class FakeApi:
                 if market["symbol"] == data["symbol"]:
                     market.update({k: data[k] for k in ("price", "change24h", "volume24h") if k in data})
         text = json.dumps(event)
-        for ws in list(self._sockets):
-            if not ws.closed:
-                await ws.send_str(text)
-        return self.seq
+        for sub in list(self._subscribers.values()):
+            async with sub.lock:  # waits for a replay in flight, which may already have sent this event
+                if sub.ws.closed or event["seq"] <= sub.sent_seq:
+                    continue
+                await sub.ws.send_str(text)
+                sub.sent_seq = event["seq"]
+        return event["seq"]
 
     async def _ws(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse()
         await ws.prepare(request)
-        async for msg in ws:
-            if msg.type != WSMsgType.TEXT:
-                break
-            body = json.loads(msg.data)
-            if body.get("type") != "subscribe":
-                continue
-            await ws.send_str(json.dumps({"type": "subscribed", "data": body.get("data", {})}))
-            since = body.get("since")
-            if since is not None:
-                if self.ring and since < self.ring[0]["seq"] - 1:
-                    await ws.send_str(json.dumps({"type": "resync", "data": {"reason": "fell off the ring"}}))
-                else:
-                    for event in [e for e in self.ring if e["seq"] > since]:
-                        await ws.send_str(json.dumps(event))
-            self._sockets.add(ws)
-        self._sockets.discard(ws)
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    break
+                body = json.loads(msg.data)
+                if body.get("type") != "subscribe":
+                    continue
+                # Live from here on: an event emitted while the ack or the replay is being sent waits
+                # for the lock, then goes out unless the replay (read from the ring) already sent it.
+                sub = self._subscribers.setdefault(ws, _Subscriber(ws, self.seq))
+                async with sub.lock:
+                    await ws.send_str(json.dumps({"type": "subscribed", "data": body.get("data", {})}))
+                    since = body.get("since")
+                    if since is not None:
+                        if self.ring and since < self.ring[0]["seq"] - 1:
+                            await ws.send_str(json.dumps({"type": "resync", "data": {"reason": "fell off the ring"}}))
+                        else:
+                            sub.sent_seq = min(since, sub.sent_seq)
+                            while replay := [e for e in self.ring if e["seq"] > sub.sent_seq]:
+                                for event in replay:
+                                    await ws.send_str(json.dumps(event))
+                                    sub.sent_seq = event["seq"]
+        finally:
+            self._subscribers.pop(ws, None)
         return ws
