@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,6 +76,23 @@ def free_port(preferred: int | None = None) -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def preload_api_modules() -> threading.Thread:
+    """Import the API's modules (Serve, FastAPI, the app) in a thread while Ray starts.
+
+    That import is seconds of CPU on a busy machine, and Serve's controller (on the path to a
+    healthy ``/health``) is only created after it; ``ray.init`` mostly waits on Ray's processes.
+    """
+    import ray  # noqa: F401 - here, so the thread and ``ray.init`` do not both import ray's core
+
+    def load() -> None:
+        with contextlib.suppress(Exception):  # the real import, later, reports any error
+            import serve.deployment  # noqa: F401
+
+    thread = threading.Thread(target=load, name="preload-api", daemon=True)
+    thread.start()
+    return thread
 
 
 def init_ray(address: str | None) -> None:
@@ -209,8 +227,6 @@ def stop_engine(engine: dict[str, Any], say: Any, *, own_ray: bool = False) -> N
         if report:
             say(f"shutdown: {report}")
     if not own_ray:
-        import threading
-
         from ray import serve
 
         # Serve's own shutdown drains its proxy for 30 s or more: give it a few seconds.

@@ -50,6 +50,7 @@ def up(
         EngineStartError,
         choose_feed,
         init_ray,
+        preload_api_modules,
         start_engine,
         start_local_exchange,
         stop_engine,
@@ -67,6 +68,7 @@ def up(
     # The local exchange needs no Ray: it is serving before Ray is up.
     exchange = start_local_exchange(speed, _say) if choice.start_local_exchange else None
     _say("starting Ray" + (f" (joining {address})" if address else " (single node)"))
+    preload_api_modules()
     try:
         init_ray(address)
     except EngineStartError as exc:

@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import os
+import sys
 import time
 
 import httpx
 import pytest
 
 from bench.engine_timeline import cpu_seconds, process_label, process_started
-from cli.engine import start_local_exchange, stop_local_exchange
+from cli.engine import preload_api_modules, start_local_exchange, stop_local_exchange
 
 
 def test_the_local_exchange_serves_in_process_on_a_minute_aligned_timeline_until_stopped() -> None:
@@ -44,3 +45,12 @@ def test_timeline_reads_start_time_cpu_and_name_of_a_process() -> None:
     assert cpu_seconds(os.getpid()) > 0
     assert process_label(os.getpid()) != "?"
     assert process_started(2**22 + 12345) is None  # above pid_max: never a live process
+
+
+def test_the_api_modules_load_in_the_background_without_starting_ray() -> None:
+    import ray
+
+    preload_api_modules().join(120)
+
+    assert "serve.deployment" in sys.modules
+    assert not ray.is_initialized()
