@@ -19,6 +19,7 @@ and exits 1.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import shutil
@@ -69,6 +70,27 @@ def _cpu_s(pid: int | None) -> float:
         return float("nan")
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class _GcPauses:
+    """The load generator's own GC pauses while a route is measured (they delay its requests too)."""
+
+    def __init__(self) -> None:
+        self.ms: list[float] = []
+        self._start = 0.0
+
+    def _callback(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+        else:
+            self.ms.append((time.perf_counter() - self._start) * 1000)
+
+    def __enter__(self) -> _GcPauses:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self._callback)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -153,7 +175,8 @@ async def _http(port: int) -> dict[str, float]:
     """Each route's body is checked once (JSON, row count), then every response must equal it.
 
     ``*_server_cpu_ms`` is the CPU the answering replica process spent per request (everything:
-    Serve's request path, our app, its background work); ``*_client_cpu_ms`` the load generator's.
+    Serve's request path, our app, its background work); ``*_client_cpu_ms`` the load generator's,
+    ``*_client_gc_max_ms`` its longest GC pause in the phase (its heap is frozen before each one).
     """
     measured: dict[str, float] = {}
     async with KeepAliveClient(port + 1, CONNECTIONS) as floor:
@@ -171,8 +194,12 @@ async def _measure(client: KeepAliveClient, measured: dict[str, float], name: st
     status, expected = await client.get(path)
     if status != 200 or (len(json.loads(expected)[key]) != rows if rows else expected != FLOOR_BODY):
         raise RuntimeError(f"{path} answered {status}: {expected[:200]!r}")
+    gc.collect()
+    gc.freeze()  # the driver's heap (Ray, pydantic, ...) out of the load generator's GC passes
     server_cpu, client_cpu = _cpu_s(server_pid), time.process_time()
-    latencies = await _paced(client, path, lambda body: body == expected)
+    with _GcPauses() as pauses:
+        latencies = await _paced(client, path, lambda body: body == expected)
+    measured[f"{name}_client_gc_max_ms"] = max(pauses.ms, default=0.0)
     measured[f"{name}_p50_ms"] = statistics.median(latencies)
     measured[f"{name}_p99_ms"] = _pct(latencies, 0.99)
     measured[f"{name}_server_cpu_ms"] = (_cpu_s(server_pid) - server_cpu) * 1000 / len(latencies)
