@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import ray
 from fastapi import FastAPI
 from ray import serve
 
@@ -61,6 +62,18 @@ class ApiIngress:
         return create_app(self.service, self._settings, limits=self._limits)
 
 
+def this_node_ip() -> str | None:
+    """The address Ray knows this process's node by (its ``node:<ip>`` resource), if it has one."""
+    node_id = ray.get_runtime_context().get_node_id()
+    for node in ray.nodes():
+        if node.get("NodeID") == node_id and node.get("Alive"):
+            address = node.get("NodeManagerAddress")
+            if address and f"node:{address}" in node.get("Resources", {}):
+                return str(address)
+    log.warning("could not find this node's node:<ip> resource; the API replica may run on any node")
+    return None
+
+
 def start_api(
     settings: Settings,
     port: int,
@@ -75,7 +88,7 @@ def start_api(
     read_storage: bool = True,
     start_serve: bool = True,
 ) -> None:
-    """Deploy the API on Serve, listening on ``host:port`` (``::`` reaches IPv4 and IPv6).
+    """Deploy the API on Serve, listening on ``host:port`` (``::`` reaches IPv4 and IPv6) of this node.
 
     ``aitrader up`` may call `start_serve_proxy` itself and pass ``start_serve=False``; otherwise this
     starts Serve. Blocks until the app is running.
@@ -84,5 +97,6 @@ def start_api(
         start_serve_proxy(port, host)
     handles = {"store": store, "events": events, "supervisor": supervisor, "executor": executor,
                "scheduler": scheduler}
-    app = ApiIngress.bind(settings, handles, limits, read_storage)  # type: ignore[attr-defined]  # added by @serve.deployment
+    pinned = ApiIngress.options(ray_actor_options=replica_options(this_node_ip())["ray_actor_options"])  # type: ignore[attr-defined]  # added by @serve.deployment
+    app = pinned.bind(settings, handles, limits, read_storage)
     serve.run(app, name=APP_NAME, route_prefix="/")

@@ -26,6 +26,8 @@ SERVE_ENV = {
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
 }
+#: The share of a node's ``node:<ip>`` resource (1.0 per node) that pins the replica to it.
+NODE_PIN = 0.001
 #: No access log line per request: ``/metrics`` has per-route latency histograms.
 LOGGING = {"enable_access_log": False}
 
@@ -46,10 +48,18 @@ def controller_env(port: int, ingress_apps: int = 1) -> dict[str, str]:
             "RAY_SERVE_PORT_QUARANTINE_S": "0"}
 
 
-def replica_options() -> dict[str, Any]:
-    """``@serve.deployment`` options of an API replica (one replica: the read state lives in it)."""
+def replica_options(node_ip: str | None = None) -> dict[str, Any]:
+    """``@serve.deployment`` options of an API replica (one replica: the read state lives in it).
+
+    With direct ingress the replica itself listens on the API port, so it must run on the node
+    users reach (on Fly, the head: fly.toml exposes 8080 there). ``node_ip`` pins it to that node
+    through Ray's built-in ``node:<ip>`` resource; a replaced replica lands there again.
+    """
+    actor: dict[str, Any] = {"num_cpus": 0, "runtime_env": {"env_vars": dict(SERVE_ENV)}}
+    if node_ip:
+        actor["resources"] = {f"node:{node_ip}": NODE_PIN}
     return {"num_replicas": 1, "max_ongoing_requests": MAX_ONGOING_REQUESTS, "logging_config": LOGGING,
-            "ray_actor_options": {"num_cpus": 0, "runtime_env": {"env_vars": dict(SERVE_ENV)}}}
+            "ray_actor_options": actor}
 
 
 def spare_port(host: str, avoid: range) -> int:

@@ -48,6 +48,15 @@ def test_the_replica_runs_direct_ingress_without_the_drain_floor() -> None:
     assert SERVE_ENV["RAY_SERVE_ENABLE_DIRECT_INGRESS"] == "1"  # callers get a copy
 
 
+def test_the_replica_is_pinned_to_the_node_users_reach() -> None:
+    assert "resources" not in replica_options()["ray_actor_options"]
+
+    pinned = replica_options("10.0.0.7")["ray_actor_options"]
+
+    assert set(pinned["resources"]) == {"node:10.0.0.7"}
+    assert 0 < pinned["resources"]["node:10.0.0.7"] < 1  # a share: other actors may still run there
+
+
 def test_every_setting_is_one_the_installed_serve_reads() -> None:
     source = _serve_constants()
     read = set(re.findall(r"\"(RAY_SERVE_[A-Z0-9_]+)\"", source))
