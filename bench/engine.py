@@ -22,7 +22,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,9 +43,14 @@ _SESSION = re.compile(r"(/tmp/ray/session_[0-9_\-]+)|session_name=(session_[0-9_
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A free port for the engine's API, outside Ray's worker ports and the ephemeral range.
+
+    An ephemeral port can be taken by a Ray process before the API replica binds it, and Serve
+    then blocks that port for good (`serve.options.free_api_port`).
+    """
+    from serve.options import free_api_port
+
+    return free_api_port()
 
 
 def launch(home: Path, port: int, speed: float = 60.0, extra_env: dict[str, str] | None = None,

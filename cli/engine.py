@@ -194,8 +194,8 @@ def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: A
 
 
 def _start_serve(port: int) -> None:
-    """Serve's controller and HTTP proxy on ``[::]:port`` (IPv4 and IPv6 both reach it), with
-    the proxy options the API is tuned for (gRPC to the replica, no per-request logging)."""
+    """Serve's controller, set up so the API replica itself serves HTTP on ``[::]:port`` (direct
+    ingress: IPv4 and IPv6 both reach it, no proxy hop, no per-request logging)."""
     from serve.deployment import start_serve_proxy
 
     start_serve_proxy(port)
