@@ -15,7 +15,7 @@ import queue
 import threading
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import ray
 import requests
@@ -24,10 +24,13 @@ from actors.remote_storage import RemoteStorage
 from aitrader.config import Settings
 from aitrader.models import Signal, Trader, TradingMode
 from aitrader.storage.base import Storage
-from aitrader.trading import LiveBroker, PaperBroker, binance_client, rules_from_exchange_info
+from aitrader.trading import PaperBroker, rules_from_exchange_info
 from aitrader.trading.errors import TemporaryError
 from aitrader.trading.execution import ExecutionService, PriceCache
 from aitrader.trading.order_cache import OrderCache
+
+if TYPE_CHECKING:
+    from aitrader.trading.live import LiveBroker
 
 log = logging.getLogger("aitrader.executor")
 _HTTP_TIMEOUT_S = 10.0
@@ -92,6 +95,8 @@ class Executor:
                 slippage_bps=Decimal(str(settings.paper_slippage_bps)),
             )
         else:
+            from aitrader.trading.live import LiveBroker, binance_client
+
             mode = TradingMode.LIVE
             assert settings.binance_api_key is not None and settings.binance_secret_key is not None
             client = binance_client(base_url, settings.binance_api_key.get_secret_value(),

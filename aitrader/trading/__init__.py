@@ -1,4 +1,10 @@
-"""The trading core: symbol rules, the Broker protocol, paper and live brokers, sizing and errors."""
+"""The trading core: symbol rules, the Broker protocol, paper and live brokers, sizing and errors.
+
+`LiveBroker` and `binance_client` load python-binance (and aiohttp) on first use: only live mode
+needs them, and every engine process that imports this package would otherwise pay for them.
+"""
+
+from typing import TYPE_CHECKING, Any
 
 from aitrader.trading.broker import (
     ENTRY,
@@ -24,9 +30,20 @@ from aitrader.trading.errors import (
     TradingError,
     UnknownOrder,
 )
-from aitrader.trading.live import LiveBroker, binance_client
 from aitrader.trading.paper import PaperBroker
 from aitrader.trading.rules import SymbolRules, rules_from_exchange_info
+
+if TYPE_CHECKING:
+    from aitrader.trading.live import LiveBroker, binance_client
+
+
+def __getattr__(name: str) -> Any:
+    if name in ("LiveBroker", "binance_client"):
+        from aitrader.trading import live
+
+        return getattr(live, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ENTRY",
