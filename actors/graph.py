@@ -10,13 +10,16 @@ from typing import Any
 import ray
 
 from actors import NAMESPACE
-from actors.stream import StreamShard, shard_symbols, shards_needed
+from actors.stream import StreamShard, shard_symbols
 from aitrader.config import Settings
 
 #: Symbols every engine streams for the Markets panel, before any trader asks for more.
 WATCHLIST = ["BTCUSDT", "ETHUSDT", "BNBUSDT", "SOLUSDT", "XRPUSDT", "ADAUSDT", "DOGEUSDT", "AVAXUSDT",
              "LINKUSDT", "DOTUSDT"]
 SPARKLINE_BARS = 30
+#: Binance allows 1024 streams per connection; a shard carries at most this many, a safety margin
+#: under it (a symbol is one kline stream per interval plus its ticker).
+STREAMS_PER_SHARD = 800
 
 
 @dataclass
@@ -183,7 +186,7 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
     # Shards near the end: once wired they stream and backfill, which is CPU the actors still
     # starting would otherwise wait for.
     symbols = list(dict.fromkeys((watchlist if watchlist is not None else WATCHLIST)[: settings.max_symbols]))
-    count = shards_needed(max(settings.max_symbols, len(symbols)), len(intervals))
+    count = shard_count(max(settings.max_symbols, len(symbols)), len(intervals), _alive_nodes())
     for index, bucket in enumerate(shard_symbols(symbols, count)):
         name = f"shard-{index}"
         # On a cluster the shards (the network-heavy actors) go round-robin over the nodes; a
@@ -205,6 +208,21 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
         settings, graph.store, graph.events, graph.workers, graph.shards, graph.executor,
         clock_speed=clock_speed, clock_anchor_ms=clock_anchor_ms, analyst=graph.analyst))
     return graph
+
+
+def shard_count(symbols: int, intervals: int, nodes: int = 1) -> int:
+    """How many stream shards carry ``symbols`` symbols of ``intervals`` kline intervals each.
+
+    As few as `STREAMS_PER_SHARD` allows (each shard is a process whose start-up is CPU the rest of
+    the engine waits for: one shard for 100 symbols), and on a cluster at least one per node, so
+    losing a node loses only part of the market data while its shard is created again elsewhere.
+    """
+    per_shard = max(1, STREAMS_PER_SHARD // (intervals + 1))
+    return max(1, -(-symbols // per_shard), nodes)
+
+
+def _alive_nodes() -> int:
+    return sum(1 for node in ray.nodes() if node.get("Alive"))
 
 
 def _spread(index: int) -> Any:
