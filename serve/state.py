@@ -5,6 +5,12 @@ without an actor hop: the event pump applies ``ticker_update``, ``position_updat
 ``engine`` events as they arrive, and a periodic refresh (supervisor + read-only storage)
 repairs anything missed.
 
+Refreshes and events race: a storage snapshot read before an event may land after it (a position
+closed by an event would come back from the older snapshot). Like the TUI's state, the replica
+counts the position events it applies (`position_stamp`); `load_positions` keeps what events
+changed after the stamp taken before the read instead of the snapshot's copy, and remembers
+closed ids so that neither a stale snapshot nor a late price mark revives a closed position.
+
 Serving must stay cheap however fast events arrive (hundreds of ticks a second, each of which
 changes the snapshot): every market and position is validated and JSON-encoded once, when it
 changes, and a response body is only the join of those encoded rows, cached until the next
@@ -28,6 +34,8 @@ log = logging.getLogger("aitrader.serve")
 
 _MARKET_FIELDS = ("price", "change24h", "volume24h")
 SPARKLINE_POINTS = 60
+#: Closed position ids remembered so that a stale snapshot or a late mark does not revive one.
+MAX_CLOSED = 10_000
 
 
 class EncodedRows:
@@ -92,6 +100,11 @@ class ReplicaState:
         self.markets = EncodedRows(Market, lambda m: m["symbol"])
         self.positions = EncodedRows(PositionOut, lambda p: str(p.get("created_at") or ""), reverse=True)
         self.engine: dict[str, Any] | None = None
+        #: Position events applied so far: take it before a storage read, pass it to `load_positions`.
+        self.position_stamp = 0
+        self._position_changed_at: dict[str, int] = {}  # id -> position_stamp after its last event
+        self._positions_loaded_at = 0  # position_stamp when the last snapshot was loaded
+        self._closed: dict[str, None] = {}  # closed position ids, oldest first
         self.local_counts: dict[str, int] = {}
         self.markets_at = clock()
         self._bodies: dict[str, tuple[object, bytes]] = {}
@@ -107,13 +120,26 @@ class ReplicaState:
         if event.type == "ticker_update" and isinstance(data.get("symbol"), str):
             self._tick(data)
         elif event.type == "position_update" and isinstance(data.get("id"), str):
-            if data.get("status") == "open":
-                # Price marks carry only the moving fields: merge them into what is known.
-                self.positions.put(data["id"], {**self.positions.rows.get(data["id"], {}), **data})
-            else:
-                self.positions.pop(data["id"])
+            self._position(data["id"], data)
         elif event.type == "engine" and data:
             self.engine = data
+
+    def _position(self, position_id: str, data: dict[str, Any]) -> None:
+        if position_id in self._closed:
+            return  # a mark published before the close but delivered after it
+        if data.get("status") == "open":
+            known = self.positions.rows.get(position_id)
+            if known is None and "side" not in data:
+                return  # a price mark of a position not known yet: the next snapshot brings it whole
+            # Price marks carry only the moving fields: merge them into what is known.
+            self.positions.put(position_id, {**(known or {}), **data})
+        else:
+            self.positions.pop(position_id)
+            self._closed[position_id] = None
+            if len(self._closed) > MAX_CLOSED:
+                del self._closed[next(iter(self._closed))]
+        self.position_stamp += 1
+        self._position_changed_at[position_id] = self.position_stamp
 
     def _tick(self, data: dict[str, Any]) -> None:
         known = self.markets.rows.get(data["symbol"])
@@ -132,9 +158,26 @@ class ReplicaState:
             self.markets.replace((row["symbol"], dict(row)) for row in rows if isinstance(row.get("symbol"), str))
             self.markets_at = self._clock()
 
-    def load_positions(self, rows: list[dict[str, Any]]) -> None:
-        """Replace the open positions with a storage snapshot."""
-        self.positions.replace((row["id"], row) for row in rows if row.get("status") == "open")
+    def load_positions(self, rows: list[dict[str, Any]], as_of: int | None = None) -> None:
+        """Replace the open positions with a storage snapshot read after ``position_stamp`` was ``as_of``.
+
+        Positions that events changed after ``as_of`` keep their event-driven version (merged over
+        the snapshot's row, or absent if an event closed them). Without ``as_of``, every event since
+        the previous load counts as newer: safe, as replaying an event already in the snapshot
+        changes nothing that the next event would not.
+        """
+        stamp = self._positions_loaded_at if as_of is None else as_of
+        fresh = {row["id"]: row for row in rows if row.get("status") == "open" and row["id"] not in self._closed}
+        changed = {key for key, at in self._position_changed_at.items() if at > stamp}
+        for key in changed:
+            newer = self.positions.rows.get(key)
+            if newer is None:
+                fresh.pop(key, None)
+            else:
+                fresh[key] = {**fresh.get(key, {}), **newer}
+        self.positions.replace(fresh.items())
+        self._position_changed_at = {key: self._position_changed_at[key] for key in changed}
+        self._positions_loaded_at = self.position_stamp
 
     # ---- reads ------------------------------------------------------------------------------
     def markets_json(self) -> bytes:
