@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -89,3 +90,10 @@ def clock(iso_time: object) -> str:
         return text or "—"
     date, time = text.split("T", 1)
     return f"{date[5:]} {time[:8]}"
+
+
+def candle_clock(open_time_ms: object) -> str:
+    """A candle's open time (epoch ms, as Binance and the engine give it) like `clock`: ``05-01 12:03:00``."""
+    if isinstance(open_time_ms, bool) or not isinstance(open_time_ms, int | float) or open_time_ms < 0:
+        return "—"
+    return datetime.fromtimestamp(open_time_ms / 1000, UTC).strftime("%m-%d %H:%M:%S")

@@ -20,6 +20,7 @@ from aiohttp import WSMsgType, web
 
 JSON = dict[str, Any]
 T0 = "2024-05-01T12:00:00Z"
+T0_MS = 1_714_564_800_000  # T0 in epoch milliseconds, as candle times are given
 
 
 @dataclass(eq=False)
@@ -65,10 +66,10 @@ def make_trader(trader_id: str, name: str, code: str, *, status: str = "active",
 def make_signal(n: int, trader: JSON, symbol: str = "BTCUSDT", **extra: Any) -> JSON:
     signal = {
         "id": f"sig-{n}", "trader_id": trader["id"], "trader_name": trader["name"], "symbol": symbol,
-        "timeframe": "1m", "signal_type": "long", "status": "executed", "trigger_price": "60000.00",
+        "timeframe": "1m", "candle_time": T0_MS + (n - 1) % 60 * 60_000, "signal_type": "long", "status": "executed", "trigger_price": "60000.00",
         "confidence": 0.72, "reasoning": "RSI is oversold while volume doubles; momentum turning up.",
         "decision": "enter", "conditions": ["rsi(close, 14) < 30", "volume[-1] > 2 * sma(volume, 20)[-1]"],
-        "created_at": f"2024-05-01T12:{n % 60:02d}:00Z",
+        "created_at": f"2024-05-01T12:{n % 60:02d}:00Z",  # stored as its 1m candle closed
     }
     signal.update(extra)
     return signal

@@ -173,11 +173,13 @@ async def test_signal_arrives_over_the_websocket(fake: FakeApi) -> None:
         await wait_ready(pilot)
         await pilot.press("3")
         assert len(table_rows(app, "signals-table")) == 2
-        signal = make_signal(9, fake.state["traders"][0], "SOLUSDT", conditions=["close[-1] > 1"])
+        signal = make_signal(9, fake.state["traders"][0], "SOLUSDT", conditions=["close[-1] > 1"],
+                             timeframe="5m", candle_time=1_714_566_000_000, created_at="2024-05-01T12:25:01Z")
         await asyncio.to_thread(fake.emit, "signal_created", signal)
         await wait_for(pilot, lambda: len(table_rows(app, "signals-table")) == 3, "the new signal")
         newest = table_rows(app, "signals-table")[0]
         assert newest[2] == "SOLUSDT" and newest[-1] == "close[-1] > 1"
+        assert newest[0] == "05-01 12:20:00", "the time of the 5m candle that fired, not when it was stored"
         assert app.state.traders["t-1"]["signal_count"] == 3
 
 

@@ -1,4 +1,4 @@
-"""Panel 3: signals, newest first, with the conditions that matched."""
+"""Panel 3: signals, newest first, with the candle that fired them and the conditions that matched."""
 
 from __future__ import annotations
 
@@ -7,11 +7,12 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Static
 
-from cli.tui.format import MUTED, clock, price
+from cli.tui.format import MUTED, candle_clock, price
 from cli.tui.state import TuiState
 from cli.tui.widgets.table import KeyedTable
 
-COLUMNS = (("time", "Time (UTC)"), ("trader", "Trader"), ("symbol", "Symbol"), ("tf", "TF"), ("status", "Status"),
+#: "Candle" is the open time of the candle whose close the filter matched (not when the signal was stored).
+COLUMNS = (("candle", "Candle (UTC)"), ("trader", "Trader"), ("symbol", "Symbol"), ("tf", "TF"), ("status", "Status"),
            ("price", "Trigger"), ("confidence", "Conf."), ("conditions", "Conditions matched"))
 STATUS_STYLES = {"pending": "#e0af68", "analyzing": "#7aa2f7", "executed": "#9ece6a", "cancelled": MUTED}
 SHOWN = 200
@@ -32,7 +33,8 @@ class SignalsPanel(Vertical):
             confidence = s.get("confidence")
             status = str(s.get("status", ""))
             rows[s["id"]] = (
-                clock(s.get("created_at")), s.get("trader_name", ""), s.get("symbol", ""), s.get("timeframe", ""),
+                candle_clock(s.get("candle_time")), s.get("trader_name", ""), s.get("symbol", ""),
+                s.get("timeframe", ""),
                 Text(status, style=STATUS_STYLES.get(status, "")), price(s.get("trigger_price")),
                 "—" if confidence is None else f"{confidence:.0%}", " · ".join(s.get("conditions") or []),
             )
