@@ -13,6 +13,7 @@ Two kinds of writes, by what losing one would cost:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import threading
@@ -45,6 +46,8 @@ MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 MAX_BUFFERED = 1_000
 #: Queued writes applied per transaction by the flusher (a money call waits for one such batch at most).
 FLUSH_BATCH = 8
+#: Queued P&L marks applied by one `mark_positions` statement (a mark costs microseconds there).
+MARK_BATCH = 200
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -217,9 +220,33 @@ class Store:
         while self._flush_batch() or self._flush_one():
             pass
 
+    def _flush_marks(self) -> bool:
+        """Apply the run of P&L marks at the head of the queue (up to `MARK_BATCH`) with the backend's
+        `mark_positions`: one statement for all of them, which skips positions no longer open. False
+        if the head is not a mark, the backend cannot, or the write failed (the slower paths then try)."""
+        mark_positions = getattr(self._storage, "mark_positions", None)
+        with self._lock:
+            if not callable(mark_positions):
+                return False
+            run = list(itertools.takewhile(lambda write: write[0] == "update_position",
+                                           itertools.islice(self._queue, MARK_BATCH)))
+            if not run:
+                return False
+            try:
+                with self._durable(True):
+                    mark_positions([(args[0], kwargs) for _method, args, kwargs in run])
+            except Exception:
+                return False
+            for _ in run:
+                self._queue.popleft()
+            self._written += len(run)
+            return True
+
     def _flush_batch(self) -> bool:
         """Apply up to `FLUSH_BATCH` queued writes as one transaction; False if that is not possible now
         (an empty or one-write queue, no `apply_many`, or a write failed: `_flush_one` handles those)."""
+        if self._flush_marks():
+            return True
         apply_many = getattr(self._storage, "apply_many", None)
         with self._lock:
             if len(self._queue) < 2 or not callable(apply_many):

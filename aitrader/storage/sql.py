@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import cache
@@ -297,6 +297,36 @@ class SQLStorage:
 
         return self._guard(action)
 
+    def mark_positions(self, marks: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+        """Apply queued P&L marks ((position id, mark fields)) in one transaction, the last mark of a
+        position winning; a mark of a position that is closed or unknown is skipped, never applied
+        over the close. One prepared UPDATE per field set, executed for every position at once."""
+        latest: dict[str, dict[str, Any]] = {}
+        for position_id, mark in marks:
+            unknown = set(mark) - _MARK_FIELDS
+            if unknown:
+                raise ValueError(f"a P&L mark cannot change {', '.join(sorted(unknown))}")
+            latest.setdefault(position_id, {}).update(mark)
+        now = utcnow()
+        groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for position_id, mark in latest.items():
+            values = {name: None if value is None else _amount(value) for name, value in mark.items()}
+            if any(values.get(required, 0) is None for required in ("pnl", "pnl_pct")):
+                raise ValueError(f"a P&L mark of position {position_id} leaves pnl or pnl_pct empty")
+            groups.setdefault(tuple(sorted(values)), []).append({**values, "updated_at": now, "m_id": position_id,
+                                                                "m_open": PositionStatus.OPEN})
+        if not groups:
+            return
+
+        def action() -> None:
+            with self._session() as session:
+                connection = session.connection()
+                for columns, rows in groups.items():
+                    connection.execute(_mark_statement(columns), rows)
+                self._commit(session)
+
+        self._guard(action)
+
     def list_positions(
         self, user_id: str, *, status: PositionStatus | None = None, limit: int = 500
     ) -> list[Position]:
@@ -445,6 +475,14 @@ _UPDATE_BALANCE = update(_BALANCES).where(
 _INSERT_BALANCE = insert(_BALANCES).values(
     user_id=bindparam("b_user"), asset=bindparam("b_asset"), free=bindparam("free"), locked=bindparam("locked"),
     updated_at=bindparam("updated_at"))
+
+
+@cache
+def _mark_statement(columns: tuple[str, ...]) -> Any:
+    """``UPDATE positions SET <columns>, updated_at WHERE id = :m_id AND status = :m_open`` (built once per set)."""
+    table = _table(Position)
+    return (update(table).where(table.c.id == bindparam("m_id"), table.c.status == bindparam("m_open"))
+            .values({name: bindparam(name) for name in (*columns, "updated_at")}))
 
 
 @cache

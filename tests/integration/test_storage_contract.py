@@ -205,6 +205,30 @@ def test_a_pnl_mark_is_stored_exactly_and_checked(storage: SQLStorage) -> None:
         storage.update_position("missing", current_price=Decimal(1))
 
 
+def test_queued_marks_apply_at_once_last_wins_and_skip_closed_positions(storage: SQLStorage) -> None:
+    # Arrange: two open positions, one of them then closed
+    kept = storage.create_position(make_position())
+    closed = storage.create_position(make_position())
+    storage.close_position(closed.id, exit_price=Decimal("63500"), pnl=Decimal("-0.6"), pnl_pct=Decimal("-0.8"),
+                           reason="stop_loss")
+    # Act: marks of both (two of `kept`, the later one winning) and of an unknown id
+    storage.mark_positions([
+        (kept.id, {"current_price": Decimal("64100"), "pnl": Decimal("0.1"), "pnl_pct": Decimal("0.2")}),
+        (closed.id, {"current_price": Decimal("1"), "pnl": Decimal("-999"), "pnl_pct": Decimal("-99")}),
+        (kept.id, {"current_price": Decimal("64200.25"), "pnl": Decimal("0.24"), "pnl_pct": Decimal("0.3")}),
+        ("missing", {"current_price": Decimal("1")}),
+    ])
+    # Assert
+    marked, untouched = storage.get_position(kept.id), storage.get_position(closed.id)
+    assert (marked.current_price, marked.pnl, marked.pnl_pct) == (Decimal("64200.25"), Decimal("0.24"), Decimal("0.3"))
+    assert marked.updated_at > kept.updated_at and marked.stop_loss == Decimal("63000")
+    assert (untouched.current_price, untouched.pnl) == (Decimal("63500"), Decimal("-0.6"))
+    with pytest.raises(ValueError, match="stop_loss"):
+        storage.mark_positions([(kept.id, {"stop_loss": Decimal("1")})])
+    with pytest.raises(ValueError, match="pnl"):
+        storage.mark_positions([(kept.id, {"pnl": None})])
+
+
 def test_orders_by_client_id_and_status(storage: SQLStorage) -> None:
     order = storage.create_order(
         Order.model_validate(
