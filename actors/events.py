@@ -1,4 +1,8 @@
-"""EventHub actor: the engine's ordered event log, with async long-poll reads by seq."""
+"""EventHub actor: the engine's ordered event log, with async long-poll reads by seq.
+
+Every start of the actor (a new engine run, or Ray restarting it after a crash) is a new log with
+a new ``run_id``; reads answer with it, so readers never resume a seq of an earlier run.
+"""
 
 from __future__ import annotations
 
@@ -15,8 +19,9 @@ class EventHub:
     """Holds an `EventLog`; publishers append, readers long-poll with `since`."""
 
     def __init__(self, capacity: int = 10_000) -> None:
-        # A restarted hub starts a new seq epoch above any seq a reader may still hold, so
-        # readers are told they fell off rather than silently skipping events.
+        # A restarted hub starts a new seq epoch above any seq a reader may still hold (readers
+        # that ignore run ids are told they fell off rather than silently skipping events), and a
+        # new run id, which does not depend on this machine's clock agreeing with the last one's.
         import time
 
         self._log = EventLog(capacity=capacity, start_seq=int(time.time() * 1000) * 1000)
@@ -68,3 +73,7 @@ class EventHub:
 
     async def last_seq(self) -> int:
         return self._log.last_seq
+
+    async def run_id(self) -> str:
+        """This log's id: it changes whenever the hub starts again, and with it the seq series."""
+        return self._log.run_id

@@ -3,10 +3,15 @@
 `EventLog` is the plain class the EventHub actor holds; the API's WebSocket and the TUI read
 from it by ``seq``, so a client that reconnects resumes exactly where it left off — or is told
 that it fell off the ring and must re-fetch.
+
+A seq means something only within one log: every log has a ``run_id`` of its own (a new engine
+run, or the EventHub restarted by Ray), and every read answers with it, so a reader holding a
+seq of another run knows to start over instead of comparing numbers of two different series.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -43,12 +48,16 @@ class Event(msgspec.Struct, frozen=True):
 
 
 class EventBatch(msgspec.Struct, frozen=True):
-    """The answer to a read: events after the asked seq, and whether some were lost to the ring."""
+    """The answer to a read: events after the asked seq, and whether some were lost to the ring.
+
+    ``run_id`` names the log that answered: a different one than before means a new seq series.
+    """
 
     events: list[Event]
     last_seq: int
     fell_off: bool = False
     oldest_seq: int = 0
+    run_id: str = ""
 
 
 def parse_channels(names: Iterable[str]) -> frozenset[str]:
@@ -63,11 +72,16 @@ def parse_channels(names: Iterable[str]) -> frozenset[str]:
 
 
 class EventLog:
-    """A bounded, ordered log of events; ``seq`` starts at 1 and never repeats in one log."""
+    """A bounded, ordered log of events; ``seq`` starts after ``start_seq`` and never repeats in one log.
 
-    def __init__(self, capacity: int = 10_000, clock: Callable[[], float] = time.time, start_seq: int = 0) -> None:
+    ``run_id`` (random unless given) identifies this log's seq series.
+    """
+
+    def __init__(self, capacity: int = 10_000, clock: Callable[[], float] = time.time, start_seq: int = 0,
+                 run_id: str | None = None) -> None:
         if capacity < 1:
             raise ValueError("capacity must be at least 1")
+        self.run_id = run_id or secrets.token_hex(8)
         self._ring: deque[Event] = deque(maxlen=capacity)
         self._clock = clock
         self._seq = start_seq
@@ -105,4 +119,4 @@ class EventLog:
                     if len(events) >= limit:
                         break
         last = events[-1].seq if len(events) >= limit else self._seq
-        return EventBatch(events=events, last_seq=last, fell_off=fell_off, oldest_seq=oldest)
+        return EventBatch(events=events, last_seq=last, fell_off=fell_off, oldest_seq=oldest, run_id=self.run_id)

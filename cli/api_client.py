@@ -11,6 +11,9 @@ Errors form a small tree, translated here at the edge::
 
 `EventStream` is the live `/ws` subscription: it reconnects with capped exponential backoff,
 resumes from the last ``seq`` it saw and yields `ConnectionChanged` markers between events.
+A seq is only meaningful within one run of the engine's event hub: the stream resumes with the
+``run_id`` the seq came from, and when the engine answers with another run (it restarted) the
+stream drops its cursor and yields a ``resync`` event, so the caller re-fetches its snapshot.
 """
 
 from __future__ import annotations
@@ -126,6 +129,8 @@ class EventStream:
         self.channels = list(channels)
         self.backoff = backoff
         self.last_seq: int | None = None
+        #: The event hub run ``last_seq`` belongs to (from ``subscribed``); None before the first.
+        self.run_id: str | None = None
 
     async def __aiter__(self) -> AsyncIterator[JSON | ConnectionChanged]:
         while True:
@@ -136,13 +141,21 @@ class EventStream:
                     request: JSON = {"type": "subscribe", "data": {"channels": self.channels}}
                     if self.last_seq is not None:
                         request["since"] = self.last_seq
+                        if self.run_id is not None:
+                            request["run_id"] = self.run_id
                     await ws.send(json.dumps(request))
                     async for raw in ws:
                         event = json.loads(raw)
-                        if event.get("type") == "subscribed":
+                        kind = event.get("type")
+                        if kind == "subscribed":
                             self.backoff.reset()
                             yield ConnectionChanged(True)
+                            if self._new_run(event.get("run_id")) and "since" not in request:
+                                # Resuming with a run id, the engine sends the resync itself.
+                                yield {"type": "resync", "data": {"reason": "the engine restarted"}}
                             continue
+                        if kind == "resync":  # after a restart of the engine's event hub it names the new run
+                            self._new_run((event.get("data") or {}).get("run_id"))
                         if isinstance(event.get("seq"), int):
                             self.last_seq = event["seq"]
                         yield event
@@ -151,6 +164,14 @@ class EventStream:
                 reason = str(exc) or type(exc).__name__
             yield ConnectionChanged(False, reason)
             await asyncio.sleep(self.backoff.next_delay())
+
+    def _new_run(self, run_id: object) -> bool:
+        """Note the engine's run id; True (and the cursor dropped) if it differs from the known one."""
+        if not isinstance(run_id, str) or run_id == self.run_id:
+            return False
+        known, self.run_id = self.run_id, run_id
+        self.last_seq = None
+        return known is not None
 
 
 class ApiClient:

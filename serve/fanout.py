@@ -4,6 +4,11 @@ Each WebSocket client has a bounded queue; the pump only ever does ``put_nowait`
 that cannot keep up is closed (1013, with a reason) instead of slowing anyone else down.
 Resuming by ``seq`` reads the backlog straight from the hub, then joins the live stream; a
 client that fell off the hub's ring is told to ``resync``.
+
+Seqs are only comparable within one run of the hub: ``subscribed`` carries the hub's ``run_id``,
+a client resuming with the ``run_id`` of another run is told to ``resync`` (no replay), and when
+the pump sees the hub answer with a new run id (the engine or just the hub restarted) it starts
+over in the new series, refreshes the replica state and tells every client to ``resync``.
 """
 
 from __future__ import annotations
@@ -89,6 +94,7 @@ class EventFanout:
         self.queue_size = queue_size
         self.on_fell_off = on_fell_off
         self.seq: int | None = None
+        self.run_id: str | None = None
         self.subscribers: set[Subscriber] = set()
 
     # ---- the pump ---------------------------------------------------------------------------
@@ -108,8 +114,15 @@ class EventFanout:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
                 continue
+            if batch.run_id and batch.run_id != self.run_id:
+                known, self.run_id = self.run_id, batch.run_id
+                if known is not None:  # a new seq series: read it from its start, not after our seq
+                    log.warning("the event hub started a new run (%s, was %s)", batch.run_id, known)
+                    self._fell_off(batch.oldest_seq, "the engine's event hub restarted")
+                    self.seq = batch.oldest_seq - 1
+                    continue
             if batch.fell_off:
-                self._fell_off(batch.oldest_seq)
+                self._fell_off(batch.oldest_seq, "the API fell behind the engine")
             for event in batch.events:
                 self.dispatch(event)
             self.seq = batch.last_seq
@@ -127,13 +140,13 @@ class EventFanout:
                 self.evict(sub, 1013, f"client too slow: more than {self.queue_size} events pending; "
                                       "reconnect and resume with since=<last seq>")
 
-    def _fell_off(self, oldest: int) -> None:
-        log.warning("this replica fell behind the event hub; telling clients to resync")
+    def _fell_off(self, oldest: int, reason: str) -> None:
+        log.warning("%s; telling clients to resync", reason)
         if self.on_fell_off is not None:
             self.on_fell_off()
         for sub in list(self.subscribers):
             sub.cursor = oldest - 1
-            asyncio.get_running_loop().create_task(self._try_send(sub, _resync("the API fell behind the engine")))
+            asyncio.get_running_loop().create_task(self._try_send(sub, _resync(reason, self.run_id)))
 
     # ---- clients ----------------------------------------------------------------------------
     def attach(self, sub: Subscriber) -> None:
@@ -171,15 +184,33 @@ class EventFanout:
         except Exception:  # the socket went away; the receive loop will notice and detach
             self.subscribers.discard(sub)
 
-    async def subscribe(self, sub: Subscriber, channels: frozenset[str], since: int | None) -> None:
-        """Add channels, confirm, then replay the backlog after ``since`` (or tell the client to resync)."""
+    async def subscribe(self, sub: Subscriber, channels: frozenset[str], since: int | None,
+                        run_id: str | None = None) -> None:
+        """Add channels, confirm, then replay the backlog after ``since`` (or tell the client to resync).
+
+        ``run_id`` is the hub run ``since`` belongs to (from an earlier ``subscribed``); from
+        another run nothing is replayed: the client is told to resync.
+        """
         async with sub.lock:
             sub.channels |= channels or CHANNELS
             last = self.seq if self.seq is not None else await self.backend.last_seq()
+            run = await self._current_run(last)
             await sub.send_text(encode({"type": "subscribed", "data": {"channels": sorted(sub.channels)},
-                                        "last_seq": last}))
-            if since is not None:
-                await self._replay(sub, since)
+                                        "last_seq": last, "run_id": run}))
+            if since is None:
+                return
+            if run_id is not None and run_id != run:
+                sub.cursor = max(sub.cursor, last)
+                await sub.send_text(encode(_resync(f"seq {since} is from another engine run ({run_id}, this is "
+                                                   f"{run}); re-fetch the snapshot", run)))
+                return
+            await self._replay(sub, since)
+
+    async def _current_run(self, seq: int) -> str:
+        """The hub's run id: the pump's, or asked of the hub before the pump's first read."""
+        if self.run_id is not None:
+            return self.run_id
+        return (await self.backend.events_since(seq, [], 0.0, 1)).run_id
 
     async def unsubscribe(self, sub: Subscriber, channels: frozenset[str]) -> None:
         async with sub.lock:
@@ -194,7 +225,7 @@ class EventFanout:
                 sub.cursor = batch.last_seq
                 reason = (f"events after seq {since} are no longer kept (oldest is {batch.oldest_seq})"
                           if batch.fell_off else f"seq {since} is from an earlier engine run")
-                await sub.send_text(encode(_resync(reason + "; re-fetch the snapshot")))
+                await sub.send_text(encode(_resync(reason + "; re-fetch the snapshot", batch.run_id)))
                 return
             for event in batch.events:
                 if event.seq > sub.cursor:
@@ -205,5 +236,5 @@ class EventFanout:
             seq = batch.last_seq
 
 
-def _resync(reason: str) -> dict[str, Any]:
-    return {"type": "resync", "data": {"reason": reason}}
+def _resync(reason: str, run_id: str | None) -> dict[str, Any]:
+    return {"type": "resync", "data": {"reason": reason, "run_id": run_id}}

@@ -18,8 +18,8 @@ class BadMessage(ValueError):
     """A client message that cannot be understood; answered with an ``error`` message."""
 
 
-def parse_message(raw: str | None) -> tuple[str, frozenset[str], int | None]:
-    """(type, channels, since) of a client message, or `BadMessage` saying what is wrong."""
+def parse_message(raw: str | None) -> tuple[str, frozenset[str], int | None, str | None]:
+    """(type, channels, since, run_id) of a client message, or `BadMessage` saying what is wrong."""
     if raw is None:
         raise BadMessage("send JSON text messages, not binary")
     if len(raw) > MAX_MESSAGE_CHARS:
@@ -44,7 +44,10 @@ def parse_message(raw: str | None) -> tuple[str, frozenset[str], int | None]:
     since = body.get("since")
     if since is not None and (isinstance(since, bool) or not isinstance(since, int) or since < 0):
         raise BadMessage("since must be a non-negative integer seq")
-    return kind, channels, since
+    run_id = body.get("run_id")
+    if run_id is not None and (not isinstance(run_id, str) or not 0 < len(run_id) <= 64):
+        raise BadMessage("run_id must be the run_id string of an earlier 'subscribed' message")
+    return kind, channels, since, run_id
 
 
 async def serve_socket(websocket: WebSocket, fanout: EventFanout, api_key: str, limiter: RateLimiter,
@@ -72,12 +75,12 @@ async def serve_socket(websocket: WebSocket, fanout: EventFanout, api_key: str, 
             if message["type"] == "websocket.disconnect":
                 break
             try:
-                kind, channels, since = parse_message(message.get("text"))
+                kind, channels, since, run_id = parse_message(message.get("text"))
             except BadMessage as exc:
                 await sub.send({"type": "error", "data": {"message": str(exc)}})
                 continue
             if kind == "subscribe":
-                await fanout.subscribe(sub, channels, since)
+                await fanout.subscribe(sub, channels, since, run_id)
             else:
                 await fanout.unsubscribe(sub, channels)
     except (WebSocketDisconnect, RuntimeError):

@@ -2,7 +2,8 @@
 
 It runs aiohttp on its own event loop in a background thread, so both async Pilot tests and
 synchronous snapshot tests can use it. Data is deterministic (fixed times, seeded prices);
-tests script events with `emit()` and outages with `stop()` / `start()` on the same port.
+tests script events with `emit()` and outages with `stop()` / `start()` on the same port;
+`new_run()` plays a restarted engine, whose event hub starts a new seq series (a new run id).
 """
 
 from __future__ import annotations
@@ -107,6 +108,7 @@ class FakeApi:
         self.api_key = api_key
         self.port = 0
         self.seq = 0
+        self.run_id = "run-1"
         self.ring: deque[JSON] = deque(maxlen=ring)
         trader_a = make_trader("t-1", "rsi-dip", "rsi(close, 14) < 30 and volume[-1] > 2 * sma(volume, 20)[-1]",
                                count=2)
@@ -152,6 +154,12 @@ class FakeApi:
     def stop(self) -> None:
         """Close every WebSocket and stop listening, as an engine restart would."""
         self._run(self._stop())
+
+    def new_run(self) -> None:
+        """Play an engine started again (call between `stop()` and `start()`): a new run id, seqs from 1 again."""
+        self.run_id = f"run-{int(self.run_id.rsplit('-', 1)[1]) + 1}"
+        self.seq = 0
+        self.ring.clear()
 
     def close(self) -> None:
         if self._runner is not None:
@@ -303,11 +311,16 @@ class FakeApi:
                 # for the lock, then goes out unless the replay (read from the ring) already sent it.
                 sub = self._subscribers.setdefault(ws, _Subscriber(ws, self.seq))
                 async with sub.lock:
-                    await ws.send_str(json.dumps({"type": "subscribed", "data": body.get("data", {})}))
+                    await ws.send_str(json.dumps({"type": "subscribed", "data": body.get("data", {}),
+                                                  "last_seq": self.seq, "run_id": self.run_id}))
                     since = body.get("since")
                     if since is not None:
-                        if self.ring and since < self.ring[0]["seq"] - 1:
-                            await ws.send_str(json.dumps({"type": "resync", "data": {"reason": "fell off the ring"}}))
+                        if body.get("run_id") not in (None, self.run_id):
+                            await ws.send_str(json.dumps({"type": "resync", "data": {
+                                "reason": "seq from another engine run", "run_id": self.run_id}}))
+                        elif self.ring and since < self.ring[0]["seq"] - 1:
+                            await ws.send_str(json.dumps({"type": "resync", "data": {
+                                "reason": "fell off the ring", "run_id": self.run_id}}))
                         else:
                             sub.sent_seq = min(since, sub.sent_seq)
                             while replay := [e for e in self.ring if e["seq"] > sub.sent_seq]:

@@ -102,3 +102,35 @@ async def _until(predicate, limit: float = 20.0) -> None:
             await asyncio.sleep(0.02)
 
     await asyncio.wait_for(poll(), limit)
+
+
+async def test_stream_starts_over_when_the_engine_restarted_with_a_new_seq_series(fake: FakeApi) -> None:
+    client = ApiClient(fake.url, fake.api_key, backoff=Backoff(initial=0.05, cap=0.2))
+    stream = client.events(["logs"])
+    seen: list[object] = []
+
+    async def consume() -> None:
+        async for item in stream:
+            seen.append(item)
+            if isinstance(item, dict) and item.get("data", {}).get("message") == "new 4":
+                return
+
+    task = asyncio.create_task(consume())
+    await _until(lambda: ConnectionChanged(True) in seen)
+    for n in range(3):
+        await asyncio.to_thread(fake.emit, "log", {"message": f"old {n}"})
+    await _until(lambda: stream.last_seq == 3)
+    await asyncio.to_thread(fake.stop)
+    await _until(lambda: any(isinstance(i, ConnectionChanged) and not i.connected for i in seen))
+    await asyncio.to_thread(fake.new_run)
+    for n in range(4):  # seqs 1-4 of the new run, while the client is away: its seq 3 says nothing of them
+        await asyncio.to_thread(fake.emit, "log", {"message": f"new {n}"})
+    await asyncio.to_thread(fake.start)
+    await _until(lambda: seen.count(ConnectionChanged(True)) == 2)
+    await asyncio.to_thread(fake.emit, "log", {"message": "new 4"})
+    await asyncio.wait_for(task, 20)
+
+    after = seen[seen.index(ConnectionChanged(True), seen.index(ConnectionChanged(True)) + 1) + 1:]
+    assert [i["type"] for i in after if isinstance(i, dict)] == ["resync", "log"], after
+    assert after[-1]["data"]["message"] == "new 4" and stream.last_seq == 5  # type: ignore[index]
+    assert stream.run_id == "run-2"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
@@ -117,3 +118,65 @@ async def test_a_client_that_cannot_keep_up_is_closed_without_blocking_the_pump(
     assert len(fast_texts) == 10
     fanout.detach(fast)
     stuck.set()
+
+
+def test_subscribed_names_the_event_hub_run(api: Api) -> None:
+    with TestClient(api.app) as client, client.websocket_connect("/ws", headers=AUTH) as ws:
+        assert _subscribe(ws, ["logs"])["run_id"] == api.backend.log.run_id
+
+
+def test_a_resume_with_the_seq_of_another_run_is_told_to_resync_without_a_replay(api: Api) -> None:
+    first = api.backend.publish("logs", "log", {"n": 1})
+    api.backend.publish("logs", "log", {"n": 2})  # a seq the client's earlier run also had: not its event
+    with TestClient(api.app) as client, client.websocket_connect("/ws", headers=AUTH) as ws:
+        ws.send_json({"type": "subscribe", "data": {"channels": ["logs"]}, "since": first, "run_id": "an-old-run"})
+        assert ws.receive_json()["type"] == "subscribed"
+        resync = ws.receive_json()
+        assert resync["type"] == "resync" and "another engine run" in resync["data"]["reason"]
+        assert resync["data"]["run_id"] == api.backend.log.run_id
+        live = api.backend.publish("logs", "log", {"n": 3})
+        assert ws.receive_json()["seq"] == live
+
+
+async def test_the_pump_starts_over_when_the_hub_restarts_with_a_lower_seq_series(tmp_path: Any) -> None:
+    """The restarted hub's seqs need not be above the old ones (another node's clock): clients are
+    told to resync and get the new run's events instead of waiting for its seq to pass the old one."""
+    api = make_api(tmp_path)
+    fanout, backend = api.service.fanout, api.backend
+    backend.log = EventLog(capacity=100, start_seq=5_000)
+    sent: list[dict[str, Any]] = []
+
+    async def send(text: str) -> None:
+        sent.append(json.loads(text))
+
+    async def close(_code: int, _reason: str) -> None:
+        return None
+
+    pump = asyncio.create_task(fanout.run())
+    sub = Subscriber(send, close, 100)
+    fanout.attach(sub)
+    try:
+        await fanout.subscribe(sub, frozenset({"logs"}), None)
+        await _until(lambda: fanout.seq is not None)  # the pump reads from the hub's last seq on
+        backend.publish("logs", "log", {"message": "old run"})
+        await _until(lambda: any(m.get("seq") == 5_001 for m in sent), what=sent)
+        backend.log = EventLog(capacity=100, start_seq=10)  # the hub restarted
+        backend.publish("logs", "log", {"message": "new run"})
+        await _until(lambda: any(m.get("data", {}).get("message") == "new run" for m in sent), what=sent)
+    finally:
+        pump.cancel()
+        fanout.detach(sub)
+    kinds = [(m["type"], m.get("seq")) for m in sent]
+    assert kinds == [("subscribed", None), ("log", 5_001), ("resync", None), ("log", 11)], kinds
+    assert sent[2]["data"]["run_id"] == backend.log.run_id and fanout.run_id == backend.log.run_id
+
+
+async def _until(predicate: Any, limit: float = 5.0, what: Any = None) -> None:
+    async def poll() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    try:
+        await asyncio.wait_for(poll(), limit)
+    except TimeoutError:
+        raise AssertionError(f"not seen in {limit} s: {what}") from None

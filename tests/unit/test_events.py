@@ -68,3 +68,12 @@ def test_message_shape() -> None:
 def test_capacity_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EventLog(capacity=0)
+
+
+def test_every_log_is_a_run_of_its_own_and_reads_name_it() -> None:
+    first, restarted = EventLog(capacity=10), EventLog(capacity=10)
+    first.publish("logs", "log", {})
+
+    assert first.run_id != restarted.run_id and len(first.run_id) >= 16
+    assert first.since(0).run_id == first.run_id and restarted.since(0).run_id == restarted.run_id
+    assert EventLog(run_id="fixed").since(0).run_id == "fixed"
