@@ -124,6 +124,10 @@ class ReplicaState:
         elif event.type == "engine" and data:
             self.engine = data
 
+    def position_closed(self, position_id: str) -> None:
+        """Drop a position this replica saw closed (e.g. by its own close route) before the event came."""
+        self._position(position_id, {"id": position_id, "status": "closed"})
+
     def _position(self, position_id: str, data: dict[str, Any]) -> None:
         if position_id in self._closed:
             return  # a mark published before the close but delivered after it

@@ -186,3 +186,12 @@ async def test_a_refresh_that_read_storage_before_a_close_event_does_not_revive_
 
     assert service.state.open_positions == {}
     assert json.loads(service.state.open_positions_json()) == {"positions": []}
+
+
+def test_a_position_closed_through_this_replica_stays_closed_whatever_a_refresh_read() -> None:
+    state = ReplicaState()
+    state.load_positions([position("a", "2026-01-01T00:00:00Z")])
+    state.position_closed("a")
+    state.load_positions([position("a", "2026-01-01T00:00:00Z")])
+
+    assert state.open_positions == {}
