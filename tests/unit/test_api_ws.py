@@ -74,7 +74,8 @@ def test_a_reader_that_fell_off_the_ring_is_told_to_resync(api: Api) -> None:
 
 @pytest.mark.parametrize("raw", ["not json", "[1, 2]", '{"type": "shout"}', '{"type": "subscribe", "data": '
                                  '{"channels": ["moon"]}}', '{"type": "subscribe", "since": -4}',
-                                 '{"type": "subscribe", "data": {"channels": "tickers"}}', "x" * 20_000])
+                                 '{"type": "subscribe", "data": {"channels": "tickers"}}', "x" * 20_000,
+                                 '{"type": "subscribe", "since": 1, "run_id": 7}'])
 def test_malformed_messages_get_an_error_and_the_socket_stays_open(api: Api, raw: str) -> None:
     with TestClient(api.app) as client, client.websocket_connect("/ws", headers=AUTH) as ws:
         ws.send_text(raw)
