@@ -46,6 +46,7 @@ class Supervisor:
         self._markets: list[dict[str, Any]] = []
         self._watcher: asyncio.Task[None] | None = None
         self._wired: asyncio.Event | None = None
+        self._unwired: set[str] = set()
 
     async def ping(self) -> bool:
         return True
@@ -61,6 +62,7 @@ class Supervisor:
             yield "engine already running"
             return
         self.graph = build_graph(self.settings, self.stream_url, self.api_url, self.clock_speed, self.clock_anchor_ms)
+        self._unwired = {spec.name for spec in self.graph.specs()}
         # The handles exist from here on (``handles()`` answers), so the caller can deploy the API
         # while the actors' processes are still starting.
         yield f"created {len(self.graph.specs())} actors (store, event hub, stream shards, filter workers, " \
@@ -84,12 +86,25 @@ class Supervisor:
     async def wait_wired(self, timeout_s: float = 300.0) -> bool:
         """Whether every actor of the graph is up and wired, waiting up to ``timeout_s`` for it.
 
-        ``aitrader up`` deploys the API (whose ``/health`` then answers) only after this: a healthy
-        engine has its actors created and connected, even if candles are still backfilling.
+        A healthy engine has its actors created and connected, even if candles are still backfilling.
         """
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wired_event().wait(), timeout_s)
         return self._wired_event().is_set()
+
+    async def starting(self, wait_s: float = 0.0) -> list[str]:
+        """What is still starting: the actors not yet up and wired, empty once all of them are.
+
+        Waits up to ``wait_s`` for it to be empty. The API's ``/health`` answers 503 naming these
+        until the list is empty, so the API can be deployed while the actors start.
+        """
+        if wait_s > 0:
+            await self.wait_wired(wait_s)
+        if self._wired_event().is_set():
+            return []
+        if self.graph is None:
+            return ["the actor graph"]
+        return sorted(self._unwired) or ["the wiring of the actors"]
 
     def _wired_event(self) -> asyncio.Event:
         # Created on first use, inside the actor's event loop.
@@ -148,6 +163,7 @@ class Supervisor:
         async def start(spec: ActorSpec) -> None:
             self._pids[spec.name] = await asyncio.wait_for(spec.handle.pid.remote(), 300)
             await self._wire(spec)
+            self._unwired.discard(spec.name)
 
         await asyncio.gather(*(start(spec) for spec in self.graph.specs()))
 

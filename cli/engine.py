@@ -170,8 +170,8 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
         for ref in supervisor.start.remote():
             say(_get(ref, 600))
             if api_deployed is None:
-                # The graph exists after the first line: the API is deployed beside the rest of
-                # start-up, as soon as Serve is up and the actors are wired (`_deploy_api`).
+                # The graph exists after the first line: the API is deployed while the actors start
+                # (`_deploy_api`); its /health answers 503 until the supervisor says they are wired.
                 handles = _get(supervisor.handles.remote(), 30)
                 say(f"starting the API on port {port}")
                 api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor, handles)
@@ -182,33 +182,48 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
 
 
 def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any, handles: dict[str, Any]) -> None:
-    """Deploy the API once Serve is up and the engine's actors are created and wired, so that a
-    healthy ``/health`` means a running engine, not one still starting its processes."""
+    """Deploy the API as soon as Serve is up, beside the actors' start-up: both are processes that
+    spend much of their start waiting, so side by side they take seconds off ``aitrader up``. The
+    API stays honest: ``/health`` is 503, naming what is still starting, until every actor is up
+    and wired (`Supervisor.starting`)."""
     from serve.deployment import start_api
 
     serve_started.result(timeout=300)
-    if not _get(supervisor.wait_wired.remote(), 320):
-        raise EngineStartError("the engine's actors did not all start within 300 s; see the log above")
     start_api(settings, port, store=handles["store"], events=handles["events"], supervisor=supervisor,
               executor=handles["executor"], scheduler=handles["scheduler"], start_serve=False)
 
 
 def _start_serve(port: int) -> None:
     """Serve's controller, set up so the API replica itself serves HTTP on ``[::]:port`` (direct
-    ingress: IPv4 and IPv6 both reach it, no proxy hop, no per-request logging)."""
+    ingress: IPv4 and IPv6 both reach it, no proxy hop, no per-request logging). Serve's own HTTP
+    proxy, idle under direct ingress, is not waited for."""
     from serve.deployment import start_serve_proxy
 
-    start_serve_proxy(port)
+    start_serve_proxy(port, wait_for_proxy=False)
 
 
 def wait_healthy(address: str, timeout_s: float) -> None:
+    """Wait for ``/health`` to answer 200; a 503 (the engine still starting) is waited out too."""
     deadline = time.monotonic() + timeout_s
+    last = "no answer"
     while time.monotonic() < deadline:
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"{address}/health", timeout=2).status_code == 200:
+        try:
+            answer = httpx.get(f"{address}/health", timeout=2)
+        except httpx.HTTPError as exc:
+            last = f"no answer ({type(exc).__name__})"
+        else:
+            if answer.status_code == 200:
                 return
+            last = f"{answer.status_code}: {_detail(answer)}"
         time.sleep(0.3)
-    raise EngineStartError(f"the API at {address} did not become healthy within {timeout_s:.0f} s")
+    raise EngineStartError(f"the API at {address} did not become healthy within {timeout_s:.0f} s (last: {last})")
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        return str(answer.json().get("detail", answer.text))
+    except ValueError:
+        return answer.text[:200]
 
 
 def stop_engine(engine: dict[str, Any], say: Any, *, own_ray: bool = False) -> None:

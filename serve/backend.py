@@ -26,6 +26,10 @@ class EngineBackend(Protocol):
         """The supervisor's /status body (without ``version``), or None when there is no supervisor."""
         ...
 
+    async def starting(self, wait_s: float) -> list[str]:
+        """What of the engine is still starting (empty once it is up), waiting up to ``wait_s`` for none."""
+        ...
+
     async def markets(self) -> list[dict[str, Any]]: ...
     async def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run one Storage method through the single writer."""
@@ -56,6 +60,9 @@ class RayBackend:
 
     async def status(self) -> dict[str, Any] | None:
         return None if self._supervisor is None else await self._supervisor.status.remote()
+
+    async def starting(self, wait_s: float) -> list[str]:
+        return [] if self._supervisor is None else await self._supervisor.starting.remote(wait_s)
 
     async def markets(self) -> list[dict[str, Any]]:
         return [] if self._supervisor is None else await self._supervisor.markets.remote()
@@ -111,6 +118,8 @@ class LocalBackend:
         self.order_error = order_error
         self.orders: list[dict[str, Any]] = []
         self.scheduler_calls: list[tuple[str, str]] = []
+        #: What `starting` reports: set it to names to play an engine still starting.
+        self.still_starting: list[str] = []
 
     def publish(self, channel: str, type: str, data: dict[str, Any]) -> int:
         """Append an event to the log (safe from any thread; readers poll)."""
@@ -118,6 +127,11 @@ class LocalBackend:
 
     async def status(self) -> dict[str, Any] | None:
         return self.status_body
+
+    async def starting(self, wait_s: float) -> list[str]:
+        if self.still_starting and wait_s > 0:
+            await asyncio.sleep(min(wait_s, 0.01))
+        return list(self.still_starting)
 
     async def markets(self) -> list[dict[str, Any]]:
         return list(self.market_rows)

@@ -24,7 +24,15 @@ from aitrader.filters import FilterError, compile_filter
 from aitrader.models import OrderStatus, PositionStatus, SignalStatus, Trader, TraderStatus
 from aitrader.storage import Storage
 from serve.backend import EngineBackend
-from serve.errors import ApiError, ConflictError, InvalidFilter, NotFoundError, RequestInvalid, translate
+from serve.errors import (
+    ApiError,
+    ConflictError,
+    EngineUnavailable,
+    InvalidFilter,
+    NotFoundError,
+    RequestInvalid,
+    translate,
+)
 from serve.fanout import EventFanout
 from serve.metrics import ApiMetrics
 from serve.schemas import (
@@ -49,6 +57,8 @@ from serve.state import ReplicaState
 log = logging.getLogger("aitrader.serve")
 T = TypeVar("T")
 JSON_TYPE = "application/json"
+#: How long one ask of "what is still starting" waits for the answer to become "nothing".
+STARTING_POLL_S = 2.0
 
 
 class ApiService:
@@ -77,14 +87,23 @@ class ApiService:
                                   queue_size=ws_queue_size, on_fell_off=self._schedule_refresh)
         self._tasks: list[asyncio.Task[Any]] = []
         self._refresh_now = asyncio.Event()
+        #: What of the engine is still starting; ``/health`` is 503 until it is empty.
+        self.engine_starting: list[str] = []
 
     # ---- lifecycle --------------------------------------------------------------------------
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        """Load the read state, then keep it fresh (event pump + periodic refresh) while serving."""
+        """Load the read state, then keep it fresh (event pump + periodic refresh) while serving.
+
+        The API may come up while the engine's actors are still starting: ``/health`` then answers
+        503 with what is still starting, until the engine says every actor is up and wired.
+        """
+        await self._ask_starting(0.0)
         await self.refresh()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.fanout.run()), loop.create_task(self._refresh_loop())]
+        if self.engine_starting:
+            self._tasks.append(loop.create_task(self._follow_start()))
         try:
             yield
         finally:
@@ -93,6 +112,19 @@ class ApiService:
             for task in self._tasks:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
+
+    async def _ask_starting(self, wait_s: float) -> None:
+        try:
+            self.engine_starting = await self.backend.starting(wait_s)
+        except Exception as exc:  # the supervisor's process may not be answering yet
+            log.debug("engine start-up state unavailable: %s", type(exc).__name__)
+            self.engine_starting = self.engine_starting or ["the supervisor"]
+            await asyncio.sleep(min(wait_s, 0.5))
+
+    async def _follow_start(self) -> None:
+        while self.engine_starting:
+            await self._ask_starting(STARTING_POLL_S)
+        self._refresh_now.set()  # the engine's first status, without waiting for the next refresh
 
     def _schedule_refresh(self) -> None:
         self._refresh_now.set()
@@ -154,6 +186,10 @@ class ApiService:
 
     # ---- engine -----------------------------------------------------------------------------
     def health(self) -> Health:
+        """Healthy once the engine's actors are all up and wired; 503 naming what is still starting."""
+        if self.engine_starting:
+            raise EngineUnavailable(f"the engine is starting; waiting for {', '.join(self.engine_starting)}",
+                                    headers={"Retry-After": "1"})
         return Health(time=datetime.now(UTC))
 
     def status_body(self) -> dict[str, Any]:
