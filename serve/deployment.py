@@ -2,42 +2,66 @@
 
 The deployment holds actor handles (passed through ``.bind()``), opens a read-only Storage in
 the replica and builds the FastAPI app there (``__serve_build_asgi_app__``), so the event pump
-and the read state live in the replica's own event loop.
+and the read state live in the replica's own event loop. The app's modules (FastAPI, the
+storage models, the service) are imported in the replica only: ``aitrader up`` imports this
+module to deploy it, and a second of imports there is a second of CPU the engine's start waits on.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
-from fastapi import FastAPI
 from ray import serve
 
-from aitrader.config import Settings
-from aitrader.storage import open_storage
-from serve.app import create_app
-from serve.backend import RayBackend
 from serve.options import LOGGING, controller_env, replica_options, spare_port
-from serve.ratelimit import RateLimits
-from serve.service import ApiService
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from aitrader.config import Settings
+    from serve.ratelimit import RateLimits
 
 log = logging.getLogger("aitrader.serve")
 
 APP_NAME = "aitrader-api"
 
 
-def start_serve_proxy(port: int, host: str = "::", *, ingress_apps: int = 1) -> None:
+def start_serve_proxy(port: int, host: str = "::", *, ingress_apps: int = 1, wait_for_proxy: bool = True) -> None:
     """Start Serve's controller so the API replica itself serves HTTP on ``host:port``.
 
     ``::`` reaches IPv4 and IPv6. With direct ingress Serve still starts its HTTP proxy on the head
-    node; it gets a spare free port (nothing needs it: the replica answers on ``port``). Serve's
-    options only apply when this creates the controller: call it before anything else starts
-    Serve on the cluster.
+    node; it gets a spare free port (nothing needs it: the replica answers on ``port``), and with
+    ``wait_for_proxy=False`` this returns once the controller is up, without waiting for that
+    proxy (`_start_controller`). Serve's options only apply when this creates the controller:
+    call it before anything else starts Serve on the cluster.
     """
-    serve.start(http_options={"host": host, "port": spare_port(host, avoid=range(port, port + ingress_apps))},
-                logging_config=LOGGING,
-                controller_options={"runtime_env": {"env_vars": controller_env(port, ingress_apps)}})
+    http_options = {"host": host, "port": spare_port(host, avoid=range(port, port + ingress_apps))}
+    controller_options = {"runtime_env": {"env_vars": controller_env(port, ingress_apps)}}
+    if wait_for_proxy:
+        serve.start(http_options=http_options, logging_config=LOGGING, controller_options=controller_options)
+    else:
+        _start_controller(http_options, controller_options)
+
+
+def _start_controller(http_options: dict[str, Any], controller_options: dict[str, Any]) -> None:
+    """`serve.start` (Ray 2.60's ``serve_start``) without its wait for the HTTP proxy to be ready.
+
+    Under direct ingress no request crosses that proxy, yet its process start (seconds of CPU on a
+    2-core machine, queued behind the engine's actors) held back the API's deployment, and with it
+    a healthy ``/health``. The controller is created the way ``serve_start`` creates it and
+    registered as this process's Serve client, so `serve.run` then deploys on it. A unit test fails
+    if the installed Serve changes these internals.
+    """
+    from ray.serve._private import api as serve_api
+    from ray.serve._private.client import ServeControllerClient
+    from ray.serve.context import _set_global_client
+
+    options = serve_api._coerce_controller_options(controller_options)
+    controller, _proxy_ready = serve_api._create_controller_and_proxy_refs(http_options, None, LOGGING, None, options)
+    _set_global_client(ServeControllerClient(controller))
+    log.info("Serve's controller is up; its HTTP proxy (unused under direct ingress) starts in the background")
 
 
 @serve.deployment(name="ApiIngress", **replica_options())
@@ -47,6 +71,10 @@ class ApiIngress:
 
     def __init__(self, settings: Settings, handles: dict[str, Any], limits: RateLimits | None = None,
                  read_storage: bool = True) -> None:
+        from aitrader.storage import open_storage
+        from serve.backend import RayBackend
+        from serve.service import ApiService
+
         self._settings = settings
         self._limits = limits
         reader = None
@@ -59,6 +87,8 @@ class ApiIngress:
         self.service = ApiService(RayBackend(**handles), settings, reader=reader)
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
+        from serve.app import create_app
+
         return create_app(self.service, self._settings, limits=self._limits)
 
 
