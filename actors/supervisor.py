@@ -162,13 +162,17 @@ class Supervisor:
 
         async def start(spec: ActorSpec) -> None:
             self._pids[spec.name] = await asyncio.wait_for(spec.handle.pid.remote(), 300)
-            await self._wire(spec)
+            await self._wire(spec, stream=False)
             self._unwired.discard(spec.name)
 
         await asyncio.gather(*(start(spec) for spec in self.graph.specs()))
+        # The shards stream (and backfill) once everything is wired: before, that CPU only slowed
+        # the start of the actors still coming up.
+        await asyncio.gather(*(shard.start.remote() for shard in self.graph.shards))
 
-    async def _wire(self, spec: ActorSpec) -> None:
-        """(Re)connect an actor to its peers after it started or restarted."""
+    async def _wire(self, spec: ActorSpec, stream: bool = True) -> None:
+        """(Re)connect an actor to its peers after it started or restarted; a shard starts
+        streaming unless ``stream`` is False (the first start, `_start_all`)."""
         assert self.graph is not None
         graph = self.graph
         if spec.kind == "shard":
@@ -176,7 +180,8 @@ class Supervisor:
             # traders added since (the graph still counts them as streamed by this shard).
             await spec.handle.add_symbols.remote(graph.assigned_symbols(spec.handle))
             await spec.handle.subscribe.remote(scheduler=graph.scheduler, price_subscribers=graph.price_subscribers())
-            await spec.handle.start.remote()
+            if stream:
+                await spec.handle.start.remote()
         elif spec.kind == "scheduler":
             # A restarted scheduler was built with the shard handles of its first creation.
             await spec.handle.set_shards.remote(list(graph.shards))

@@ -34,7 +34,6 @@ from bench.engine import (  # noqa: E402 - after the path set-up, as a script
     kill_all,
     session_names,
     wait_gone,
-    wait_healthy,
 )
 
 _TICK = os.sysconf("SC_CLK_TCK")
@@ -84,6 +83,36 @@ def process_label(pid: int) -> str:
     return comm or (words[0] if words else "?")
 
 
+def health_answers(process: subprocess.Popen[bytes], port: int, launched: float,
+                   deadline_s: float = 300.0) -> list[tuple[float, str]]:
+    """Poll ``/health`` until it answers 200; every change of answer (status and detail), timed.
+
+    While the actors start the API may already answer 503 naming what is still starting.
+    """
+    import httpx
+
+    changes: list[tuple[float, str]] = []
+    while time.time() - launched < deadline_s:
+        if process.poll() is not None:
+            raise RuntimeError(f"aitrader up exited with {process.returncode} before it was healthy")
+        try:
+            reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
+            answer = f"{reply.status_code} {reply.text[:200]}"
+        except httpx.HTTPError:
+            answer = ""
+        if answer and (not changes or _kind(changes[-1][1]) != _kind(answer)):
+            changes.append((round(time.time() - launched, 2), answer))
+        if answer.startswith("200"):
+            return changes
+        time.sleep(0.2)
+    raise RuntimeError(f"/health on port {port} not healthy within {deadline_s:.0f} s")
+
+
+def _kind(answer: str) -> str:
+    """A 503 with its detail; a 200 alone (its body holds the time, new on every answer)."""
+    return "200" if answer.startswith("200") else answer
+
+
 def main() -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="aitrader-bench-timeline-"))
     port = free_port()
@@ -106,8 +135,9 @@ def main() -> dict[str, Any]:
     sessions: set[str] = set()
     result: dict[str, Any] = {"bench": "engine_timeline"}
     try:
-        wait_healthy(process, port, 300)
+        answers = health_answers(process, port, launched)
         result["healthy_s"] = round(time.time() - launched, 2)
+        result["api_first_answer_s"] = answers[0][0] if answers else None
         pids = engine_pids(process.pid)
         sessions = session_names(pids)
         started = sorted((process_started(p) or launched, process_label(p), p, cpu_seconds(p)) for p in pids)
@@ -118,6 +148,9 @@ def main() -> dict[str, Any]:
         print("-- output of aitrader up (s after launch)")
         for at, line in list(lines):
             print(f"{at:7.2f}  {line}")
+        print("-- answers of /health as they changed (s after launch)")
+        for at, answer in answers:
+            print(f"{at:7.2f}  {answer}")
         result["processes"] = len(pids)
         stop = time.time()
         os.kill(process.pid, signal.SIGTERM)  # as `aitrader down` does
