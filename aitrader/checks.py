@@ -143,6 +143,21 @@ def _evaluate(compiled: CompiledFilter, frame: MarketFrame, time_budget_s: float
     )
 
 
+def _locate(
+    located: dict[str, tuple[Sequence[ShardFrame], dict[str, int]]], timeframe: str,
+    frames: Mapping[str, Sequence[ShardFrame]],
+) -> tuple[Sequence[ShardFrame], dict[str, int]]:
+    """The frames of ``timeframe`` and, per symbol, the index of the first one holding it (kept
+    in ``located`` for the rest of the batch)."""
+    shards = frames.get(timeframe, ())
+    frame_of: dict[str, int] = {}
+    for index, shard in enumerate(shards):
+        for symbol in shard.rows:
+            frame_of.setdefault(symbol, index)
+    located[timeframe] = (shards, frame_of)
+    return located[timeframe]
+
+
 def assemble(symbols: Sequence[str], frames: Sequence[ShardFrame]) -> tuple[FilterFrame, np.ndarray, list[str]]:
     """The filter frame of ``symbols`` gathered (copied) from several shard frames, their last
     candle open times, and the symbols no frame holds (or that have no closed candle yet)."""
@@ -196,10 +211,12 @@ class CheckRunner:
         (``started_s``, when the worker began the batch, is passed on in the results)."""
         started = time.perf_counter()
         outcomes: list[list[TimeframeOutcome] | CheckFailed] = []
+        located: dict[str, tuple[Sequence[ShardFrame], dict[str, int]]] = {}  # per timeframe
         for check in checks:
             try:
                 compiled = self.filters.get(check.code_hash, check.code)
-                outcomes.append([self._outcome(compiled, check.symbols, timeframe, frames.get(timeframe, ()))
+                outcomes.append([self._outcome(compiled, check.symbols, timeframe,
+                                               located.get(timeframe) or _locate(located, timeframe, frames))
                                  for timeframe in check.timeframes])
             except FilterError as exc:
                 outcomes.append(CheckFailed("compile", f"the filter does not compile: {exc}"))
@@ -214,8 +231,10 @@ class CheckRunner:
         ]
 
     def _outcome(
-        self, compiled: CompiledFilter, symbols: Sequence[str], timeframe: str, frames: Sequence[ShardFrame]
+        self, compiled: CompiledFilter, symbols: Sequence[str], timeframe: str,
+        located: tuple[Sequence[ShardFrame], dict[str, int]],
     ) -> TimeframeOutcome:
+        frames, frame_of = located
         matched: list[str] = []
         conditions: dict[str, list[str]] = {}
         last_close: dict[str, float] = {}
@@ -223,7 +242,7 @@ class CheckRunner:
         missing: list[str] = []
         found: dict[int, FilterMatches] = {}  # per shard frame, evaluated when first needed
         for symbol in symbols:
-            index = next((i for i, shard in enumerate(frames) if symbol in shard.rows), -1)
+            index = frame_of.get(symbol, -1)
             candle_time = frames[index].candle_times.get(symbol, -1) if index >= 0 else -1
             if candle_time < 0:
                 missing.append(symbol)
