@@ -174,7 +174,7 @@ class CheckScheduler:
         """Queue checks for the traders watching these candles; return how many traders were queued."""
         now_s = self.clock.wall_s()
         traders, by_key = self._traders, self._by_key
-        fresh: dict[str, tuple[dict[tuple[str, str], int], list[int]]] = {}  # per trader: candles, triggers
+        hits: dict[str, list[tuple[tuple[str, str], int]]] = {}  # per trader: (candle key, open time)
         triggers = skipped = 0
         for symbol, interval, open_time in closed:
             key = (symbol, interval)
@@ -182,23 +182,30 @@ class CheckScheduler:
             if not watching:
                 continue
             triggers += len(watching)
+            hit = (key, open_time)
             for trader_id in watching:
-                if traders[trader_id].checked.get(key, -1) >= open_time:
-                    skipped += 1
-                    continue
-                entry = fresh.get(trader_id)
-                if entry is None:
-                    entry = fresh[trader_id] = ({}, [0])
-                candles = entry[0]
-                if open_time > candles.get(key, -1):
-                    candles[key] = open_time
-                entry[1][0] += 1
+                found = hits.get(trader_id)
+                if found is None:
+                    hits[trader_id] = [hit]
+                else:
+                    found.append(hit)
+        queued = 0
+        for trader_id, found in hits.items():  # one enqueue per trader, counted per trigger
+            state = traders[trader_id]
+            checked = state.checked
+            fresh = [(key, open_time) for key, open_time in found if checked.get(key, -1) < open_time]
+            skipped += len(found) - len(fresh)
+            if not fresh:
+                continue
+            candles = dict(fresh)
+            if len(candles) < len(fresh):  # one candle closed twice in the notice: keep the newest
+                for key, open_time in fresh:
+                    if open_time > candles[key]:
+                        candles[key] = open_time
+            timeframes = {interval for _, interval in candles}
+            queued += self._enqueue(state, timeframes, "candle_close", now_s, candles, triggers=len(fresh))
         self.counters.triggers += triggers
         self.counters.skipped += skipped
-        queued = 0
-        for trader_id, (candles, count) in fresh.items():  # one enqueue per trader, counted per trigger
-            timeframes = {interval for _, interval in candles}
-            queued += self._enqueue(traders[trader_id], timeframes, "candle_close", now_s, candles, triggers=count[0])
         return queued
 
     def tick(self) -> int:
