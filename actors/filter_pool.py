@@ -6,6 +6,12 @@ once per candle close and passes the object reference, as a top-level argument, 
 that reads it, so all workers share one fetch and Ray hands them the frame once it is ready
 (numpy arrays are read from the object store without copying).  A worker keeps the last few
 frames it was given, by object id, with the filter outcomes already computed on them.
+
+A worker is a plain (threaded) actor running one call at a time: Ray runs its methods on the
+thread that receives the calls, where an async actor hands every call to its event-loop thread
+and the reply back, two thread switches per batch that cost a few ms each on a busy machine.
+The filter budgets are checked between operations (`aitrader.filters`), not by signals, so
+they hold on any thread.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ def default_pool_size() -> int:
     return max(1, int(ray.available_resources().get("CPU", 1)))
 
 
-@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0, max_concurrency=8)
+@ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=0)
 class FilterWorker:
     """Evaluates batches of trader checks on the shard frames passed in with them."""
 
@@ -40,15 +46,15 @@ class FilterWorker:
         self._frame_cache_size = frame_cache_size
         self._counters = {"batches": 0, "checks": 0, "frame_fetches": 0, "frame_hits": 0}
 
-    async def ping(self) -> int:
+    def ping(self) -> int:
         return self.worker_id
 
-    async def pid(self) -> int:
+    def pid(self) -> int:
         import os
 
         return os.getpid()
 
-    async def check(
+    def check(
         self, checks: list[CheckTrader], routes: dict[str, list[int]], keys: list[tuple[int, str]],
         frame_ids: list[str], *frames: Any,
     ) -> list[CheckResult]:
@@ -76,7 +82,7 @@ class FilterWorker:
         self._counters["checks"] += len(checks)
         return [results[check.trader_id] for check in checks]
 
-    async def stats(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         return {**self._counters, "filters_cached": len(self.runner.filters), "frames_cached": len(self._frames),
                 "evaluations": self.runner.evaluations}
 
