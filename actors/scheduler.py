@@ -18,7 +18,7 @@ from typing import Any
 
 import ray
 
-from actors.check_dispatch import Batch, CheckDispatcher
+from actors.check_dispatch import CheckDispatcher, Sending
 from aitrader.checks import CheckResult
 from aitrader.config import Settings
 from aitrader.filters import FilterError, compile_filter
@@ -161,13 +161,15 @@ class Scheduler:
         await self.start()
         return self._forget(trader_id)
 
-    async def on_candles_closed(self, closed: list[ClosedCandle]) -> int:
-        """Candle closes from a shard: queue the traders watching them; returns how many were queued."""
+    async def on_candles_closed(self, closed: list[ClosedCandle], frames: dict[str, Any] | None = None) -> int:
+        """Candle closes from a shard, with references to its frames of the closed intervals
+        (interval -> ObjectRef, nested so they stay references): queue the traders watching
+        them; returns how many were queued."""
         await self.start()
         queued = self.core.candles_closed(closed)
-        self.dispatch.candles_closed(closed, prefetch=queued > 0)
-        if queued:
-            self._wake.set()
+        self.dispatch.candles_closed(closed, prefetch=queued > 0, frames=frames)
+        if queued:  # send them from here: waking the dispatch loop would cost a turn of the event loop
+            self._dispatch_ready()
         return queued
 
     def _schedule(self, trader: Trader) -> dict[str, Any]:
@@ -226,15 +228,20 @@ class Scheduler:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            while self.dispatch.free_slots() > 0:
-                checks = self.core.take(self.dispatch.capacity())
-                if not checks:
-                    break
-                for batch in self.dispatch.plan(checks):  # workers reserved now: the next pass sees them busy
-                    self._checks_in_flight += len(batch[0])
-                    asyncio.get_running_loop().create_task(self._run_batch(batch))
+            self._dispatch_ready()
             if not self._checks_in_flight:
                 self._idle.set()
+
+    def _dispatch_ready(self) -> None:
+        """Send the runnable queued checks to the free workers now."""
+        loop = asyncio.get_running_loop()
+        while self.dispatch.free_slots() > 0:
+            checks = self.core.take(self.dispatch.capacity())
+            if not checks:
+                break
+            for batch in self.dispatch.plan(checks):  # workers reserved now: the next pass sees them busy
+                self._checks_in_flight += len(batch[0])
+                loop.create_task(self._run_batch(self.dispatch.send(batch)))
 
     async def _tick_loop(self) -> None:
         while True:
@@ -274,10 +281,10 @@ class Scheduler:
 
     # -- checks -----------------------------------------------------------------------------------
 
-    async def _run_batch(self, batch: Batch) -> None:
-        checks = batch[0]
+    async def _run_batch(self, sending: Sending) -> None:
+        checks = sending.batch[0]
         try:
-            results, dispatched_s, replied_s = await self.dispatch.run(batch)
+            results, dispatched_s, replied_s = await self.dispatch.collect(sending)
             if results is None:
                 for check in checks:
                     self.core.finish(check, error=True)

@@ -3,12 +3,15 @@
 It holds a `MarketFeed` (the core does the protocol, buffers, reconnects and backfills) and
 fans the feed's events out without ever blocking its socket reader: candle closes to the
 scheduler, prices to the monitor and executor, tickers and feed health to the event hub.
+A candle-close notice carries references to the shard's frames of the closed intervals, put
+in the object store right then, so the checks it triggers need no request back to the shard.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import time
@@ -82,6 +85,10 @@ class StreamShard:
         if not self._tasks:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self.feed.run()), loop.create_task(self._dispatch())]
+            # What start-up built lives for good: keep it out of full collections (which walk every
+            # object the process holds), as the scheduler and the filter workers do.
+            gc.collect()
+            gc.freeze()
         return True
 
     async def ping(self) -> int:
@@ -110,6 +117,14 @@ class StreamShard:
         """Candles of ``interval`` as symbols x bars numpy arrays (travels through the object store)."""
         mine = [s for s in symbols if s in set(self.feed.symbols)] if symbols is not None else None
         return self.feed.buffers.frame(interval, mine, include_open)
+
+    async def announce_closes(self, closed: list[tuple[str, str, int]]) -> bool:
+        """Send the scheduler these candle closes, with frames, as if the feed had reported them
+        (benchmarks replay closes through it); False when no scheduler has subscribed."""
+        if self._scheduler is None:
+            return False
+        self._notify_closed(closed)
+        return True
 
     async def candles(self, symbol: str, interval: str) -> dict[str, Any]:
         """The closed candles of one buffer: open times and OHLCV rows, oldest first."""
@@ -186,12 +201,14 @@ class StreamShard:
                 self._counters["disconnects"] += 1
                 hub.append(_log("WARNING", f"shard {self.shard_id} disconnected: {event.reason}; reconnecting"))
         if closed and self._scheduler is not None:
-            self._scheduler.on_candles_closed.remote(closed)
+            self._notify_closed(closed)
         if prices:
             for subscriber in self._price_subscribers:
                 subscriber.on_prices.remote(prices, event_time)
         now = time.monotonic()
-        if self._tickers_due and now - self._last_ticker_publish >= TICKER_PUBLISH_INTERVAL_S:
+        if self._events is None:
+            self._tickers_due.clear()
+        elif self._tickers_due and now - self._last_ticker_publish >= TICKER_PUBLISH_INTERVAL_S:
             tickers = self.feed.buffers.tickers()
             for symbol in sorted(self._tickers_due):
                 if (snapshot := tickers.get(symbol)) is not None:
@@ -200,6 +217,16 @@ class StreamShard:
             self._last_ticker_publish = now
         if hub and self._events is not None:
             self._events.publish_many.remote(hub)
+
+    def _notify_closed(self, closed: list[tuple[str, str, int]]) -> None:
+        frames: dict[str, Any] = {}
+        try:
+            for interval in dict.fromkeys(interval for _, interval, _ in closed):
+                frames[interval] = ray.put(self.feed.buffers.frame(interval))
+        except Exception:  # the object store refused: the scheduler asks for frames instead
+            log.exception("shard %d: could not put its frames in the object store", self.shard_id)
+            frames = {}
+        self._scheduler.on_candles_closed.remote(closed, frames)
 
 
 def _latency(value: float | None) -> float | None:

@@ -1,8 +1,9 @@
-"""Where a check's data lives and where its time goes: shard routes and per-stage latency.
+"""Where a check's data lives and where its time goes: shard routes, pushed frames, stage times.
 
 `ShardRoutes` maps symbols to the stream shard carrying them and remembers each trader's set
 of shards (a candle close re-checks the same traders with the same symbols, so the scheduler's
-hot path should not recompute it).  `StageTimes` splits the candle-close-to-result latency of
+hot path should not recompute it).  `PushedFrames` keeps the frame references shards send
+with their candle-close notices, so a check needs no request to a shard.  `StageTimes` splits the candle-close-to-result latency of
 dispatched batches into queue wait, the way to the worker, evaluation, the way back and
 completion, so a slow p99 can
 be traced to its stage instead of guessed at.
@@ -10,7 +11,15 @@ be traced to its stage instead of guessed at.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Generic, TypeVar
+
+Ref = TypeVar("Ref")
+
+#: A pushed frame is used for at most this long (a reconnect backfills candles without a
+#: notice); past it the shard is asked for its frame again.
+PUSHED_FRAME_MAX_AGE_S = 5.0
 
 
 class ShardRoutes:
@@ -47,6 +56,35 @@ class ShardRoutes:
 
     def __bool__(self) -> bool:
         return bool(self._shard_of)
+
+
+class PushedFrames(Generic[Ref]):
+    """Frame references shards sent with their candle-close notices, one per (shard, interval).
+
+    A reference is current for the candle-close ``version`` of its shard it came with, and for
+    at most ``max_age_s``; `get` returns None otherwise (then the shard is asked).
+    """
+
+    def __init__(self, max_age_s: float = PUSHED_FRAME_MAX_AGE_S, clock: Callable[[], float] = time.monotonic) -> None:
+        self._max_age_s, self._clock = max_age_s, clock
+        self._refs: dict[tuple[int, str], tuple[int, float, Ref]] = {}
+        self.pushed = 0
+        self.used = 0
+
+    def offer(self, shard: int, interval: str, version: int, ref: Ref) -> None:
+        """``ref`` is the frame of ``shard`` and ``interval`` as of candle-close ``version``."""
+        self._refs[(shard, interval)] = (version, self._clock(), ref)
+        self.pushed += 1
+
+    def get(self, shard: int, interval: str, version: int) -> Ref | None:
+        entry = self._refs.get((shard, interval))
+        if entry is None or entry[0] != version or self._clock() - entry[1] >= self._max_age_s:
+            return None
+        self.used += 1
+        return entry[2]
+
+    def forget(self, shard: int, interval: str) -> None:
+        self._refs.pop((shard, interval), None)
 
 
 STAGES = ("wait", "send", "run", "back", "complete")

@@ -8,7 +8,9 @@ trigger to processed result).  The measuring functions are importable so other b
 reuse them.  Load averages are reported alongside: on a shared machine timings mean little
 without them.
 Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part, ``--rate N`` offers
-N checks/s instead of 1250, ``--workers N`` sizes the pool instead of one worker per CPU).
+N checks/s instead of 1250, ``--workers N`` sizes the pool instead of one worker per CPU,
+``--pull`` sends the closes to the scheduler directly, without the shards' frames, as before
+shards pushed them).
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def _start_ray() -> None:
 def measure_checks(
     symbols: int = 100, traders: int = 100, symbols_per_trader: int = 10, codes: int = 5,
     offered_checks_per_s: float = 1250.0, duration_s: float = 20.0, warmup_s: float = 3.0,
-    workers: int | None = None,
+    workers: int | None = None, push: bool = True,
 ) -> dict[str, Any]:
     """Sustained checks/s and trigger-to-result p99 through scheduler, pool and shards (starts Ray).
 
@@ -171,7 +173,10 @@ def measure_checks(
     arrives is coalesced (one check covers both closes), so falling behind shows up as fewer
     checks than offered and a growing latency, measured from the scheduler receiving the close
     to the check's result being processed.  Traders watch ``symbols_per_trader`` symbols each,
-    spread over ``codes`` filters; ``workers`` FilterWorkers (default: one per CPU).
+    spread over ``codes`` filters; ``workers`` FilterWorkers (default: one per CPU).  With
+    ``push`` the closes go through the shards, as the feed's would: each shard sends the notice
+    with its frame already in the object store; without, straight to the scheduler, which then
+    asks the shards for their frames.
     """
     import os
     import tempfile
@@ -217,6 +222,8 @@ def measure_checks(
         scheduler = Scheduler.remote(settings, store, None, pool, shards, subscribe_shards=False)  # type: ignore[attr-defined]
         if ray.get(scheduler.start.remote(), timeout=300) != traders:
             raise RuntimeError("the scheduler did not load every bench trader")
+        if push:
+            ray.get([shard.subscribe.remote(scheduler=scheduler) for shard in shards], timeout=60)
         base = (int(time.time() * 1000) // 60_000 + 10) * 60_000  # candles newer than any real one
         period_s = traders / offered_checks_per_s
         sent: list[Any] = []
@@ -229,8 +236,12 @@ def measure_checks(
                 pause = started + k * period_s - time.perf_counter()
                 if pause > 0:
                     time.sleep(pause)
-                closed = [(symbol, "1m", base + (first_round + k) * 60_000) for symbol in names]
-                sent.append(scheduler.on_candles_closed.remote(closed))
+                open_time = base + (first_round + k) * 60_000
+                if push:
+                    sent.extend(shard.announce_closes.remote([(symbol, "1m", open_time) for symbol in group])
+                                for shard, group in zip(shards, groups, strict=True))
+                else:
+                    sent.append(scheduler.on_candles_closed.remote([(symbol, "1m", open_time) for symbol in names]))
             return first_round + rounds
 
         next_round = play(0, warmup_s)
@@ -245,7 +256,9 @@ def measure_checks(
             raise RuntimeError("checks still in flight 60 s after the last close")
         elapsed = time.perf_counter() - started
         after = ray.get(scheduler.stats.remote(), timeout=60)
-        ray.get(sent, timeout=60)
+        replies = ray.get(sent, timeout=60)
+        if push and not all(replies):
+            raise RuntimeError("a shard had no scheduler to send its closes to")
         checks = after["checks_run"] - before["checks_run"]
         delta = {key: after[key] - before[key] for key in ("dropped", "errors")}
         return {
@@ -261,6 +274,8 @@ def measure_checks(
             "e2e_check_errors": delta["errors"],
             "e2e_batches": after["batches"] - before["batches"],
             "e2e_frame_requests": after["frame_requests"] - before["frame_requests"],
+            "e2e_pushed_frame_uses": after["pushed_frame_uses"] - before["pushed_frame_uses"],
+            "e2e_push": push,
             "e2e_traders": traders,
             "e2e_symbols": symbols,
             "e2e_workers": len(pool),
@@ -281,6 +296,6 @@ if __name__ == "__main__":
     if "--no-e2e" not in sys.argv:
         rate = float(sys.argv[sys.argv.index("--rate") + 1]) if "--rate" in sys.argv else 1250.0
         pool_size = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else None
-        results.update(measure_checks(offered_checks_per_s=rate, workers=pool_size))
+        results.update(measure_checks(offered_checks_per_s=rate, workers=pool_size, push="--pull" not in sys.argv))
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results))

@@ -100,6 +100,7 @@ def test_one_signal_per_symbol_and_candle_through_duplicates_and_a_restart(marke
 
     wait_for(caught_up, 120, "signals after the restart on every symbol")
 
+    assert stats()["pushed_frame_uses"] >= 1, "the shard's notices bring its frames along"
     ray.get(scheduler.pause.remote(), timeout=T)
     assert ray.get(scheduler.drain.remote(20.0), timeout=T) == 0
     stored = signals()
