@@ -23,7 +23,7 @@ import ray
 
 from actors.filter_pool import FilterPool, FilterWorker
 from aitrader.batching import FrameRefs, plan_batches
-from aitrader.checks import CheckResult
+from aitrader.checks import CheckResult, decode_results, encode_batch
 from aitrader.dispatch import PushedFrames, ShardRoutes, StageTimes
 from aitrader.scheduling import CheckTrader, ClosedCandle
 
@@ -126,7 +126,9 @@ class CheckDispatcher:
             routes = {c.trader_id: self.routes.route(c.symbols) for c in checks}
             sending.keys = sorted({(i, tf) for c in checks for i in routes[c.trader_id] for tf in c.timeframes})
             refs = [self._frame(i, tf) for i, tf in sending.keys]
-            sending.reply = worker.check.remote(checks, routes, sending.keys, [ref.hex() for ref in refs], *refs)
+            sending.reply = worker.check.remote(
+                encode_batch(checks), routes, sending.keys, [ref.hex() for ref in refs], *refs
+            )
         except Exception as exc:
             sending.error = exc
         return sending
@@ -138,7 +140,7 @@ class CheckDispatcher:
         try:
             if sending.error is not None:
                 raise sending.error
-            results: list[CheckResult] = await asyncio.wait_for(sending.reply, BATCH_TIMEOUT_S)
+            results = decode_results(await asyncio.wait_for(sending.reply, BATCH_TIMEOUT_S))
             return results, sending.sent_s, self._wall()
         except ray.exceptions.RayActorError as exc:
             self._forget_frames(sending.keys)

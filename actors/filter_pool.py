@@ -24,8 +24,7 @@ from typing import Any
 
 import ray
 
-from aitrader.checks import CheckResult, CheckRunner, ShardFrame
-from aitrader.scheduling import CheckTrader
+from aitrader.checks import CheckResult, CheckRunner, ShardFrame, decode_checks, encode_batch
 
 
 def default_pool_size() -> int:
@@ -55,13 +54,14 @@ class FilterWorker:
         return os.getpid()
 
     def check(
-        self, checks: list[CheckTrader], routes: dict[str, list[int]], keys: list[tuple[int, str]],
+        self, batch: bytes, routes: dict[str, list[int]], keys: list[tuple[int, str]],
         frame_ids: list[str], *frames: Any,
-    ) -> list[CheckResult]:
-        """Run ``checks``; ``frames[n]`` is the frame of (shard index, timeframe) ``keys[n]``,
-        ``frame_ids[n]`` its object id, and ``routes`` maps each trader to the shard indexes
-        holding its symbols."""
+    ) -> bytes:
+        """Run the checks of ``batch`` (`encode_batch`), returning their results the same way;
+        ``frames[n]`` is the frame of (shard index, timeframe) ``keys[n]``, ``frame_ids[n]``
+        its object id, and ``routes`` maps each trader to the shard indexes holding its symbols."""
         started_s = time.time()  # wall time, as the scheduler's trigger times
+        checks = decode_checks(batch)
         resolved: dict[tuple[int, str], ShardFrame] = {}
         for key, frame_id, frame in zip(keys, frame_ids, frames, strict=True):
             resolved[key] = self._frame(frame_id, frame)
@@ -80,7 +80,7 @@ class FilterWorker:
             results[result.trader_id] = result
         self._counters["batches"] += 1
         self._counters["checks"] += len(checks)
-        return [results[check.trader_id] for check in checks]
+        return encode_batch([results[check.trader_id] for check in checks])
 
     def stats(self) -> dict[str, int]:
         return {**self._counters, "filters_cached": len(self.runner.filters), "frames_cached": len(self._frames),

@@ -65,7 +65,7 @@ class TraderPlan(msgspec.Struct, frozen=True):
     code_hash: str
 
 
-class CheckTrader(msgspec.Struct, frozen=True):
+class CheckTrader(msgspec.Struct, frozen=True, array_like=True):
     """Command: check one trader's filter on the given timeframes now."""
 
     trader_id: str

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from aitrader.checks import CheckRunner, ShardFrame
+from aitrader.checks import CheckRunner, ShardFrame, decode_checks, decode_results, encode_batch
 from aitrader.dispatch import ShardRoutes, StageTimes
 from aitrader.market import MarketFrame
 from aitrader.scheduling import CheckTrader
@@ -109,3 +109,18 @@ def test_stage_times_split_a_batch_latency_and_reset() -> None:
     assert summary["avg_back_ms"] == pytest.approx(5.0) and summary["max_run_ms"] == pytest.approx(6.0)
     assert summary["max_complete_ms"] == pytest.approx(1.0, abs=1e-6)
     assert stages.batches == 0 and stages.summary()["max_send_ms"] == 0.0
+
+
+def test_checks_and_results_cross_to_a_worker_and_back_unchanged() -> None:
+    # Arrange: matches with conditions, a missing symbol, and an error result
+    frame = shard_frame(["AAAUSDT", "BBBUSDT"], [8.0, 4.0], [600_000, -1])
+    checks = [check("t1", ("AAAUSDT", "BBBUSDT")), check("t2", ("AAAUSDT",), "import os")]
+    results = CheckRunner().run(checks, {"1m": [frame]}, started_s=12.5)
+    # Act
+    checks_back = decode_checks(encode_batch(checks))
+    results_back = decode_results(encode_batch(results))
+    # Assert
+    assert checks_back == checks and isinstance(checks_back[0].symbols, tuple)
+    assert results_back == results
+    assert results_back[0].outcomes[0].matched == ["AAAUSDT"] and results_back[0].outcomes[0].missing == ["BBBUSDT"]
+    assert results_back[1].error is not None and results_back[1].started_s == 12.5
