@@ -50,12 +50,14 @@ class CheckDispatcher:
     A worker gets at most ``max_batch`` checks per call and ``batches_per_worker`` calls at a
     time (one by default: checks that arrive while a worker is busy wait and go in its next,
     larger batch, instead of splitting into many small batches that each pay the per-batch
-    costs again).  ``note_error(kind, message)`` hears about failed worker calls; ``wall`` is the
+    costs again), and a dispatch is spread over workers only with ``min_filters_per_batch``
+    distinct filters per batch (1: over every free worker).  ``note_error(kind, message)`` hears about failed worker calls; ``wall`` is the
     clock of the checks' trigger times.
     """
 
     def __init__(self, workers: list[Any], shards: list[Any], note_error: Callable[[str, str], None],
-                 wall: Callable[[], float], *, max_batch: int = 256, batches_per_worker: int = 1) -> None:
+                 wall: Callable[[], float], *, max_batch: int = 256, batches_per_worker: int = 1,
+                 min_filters_per_batch: int = 1) -> None:
         self.pool = FilterPool(list(workers), factory=lambda index: FilterWorker.remote(index))  # type: ignore[attr-defined]
         self.shards = list(shards)
         self.routes = ShardRoutes()
@@ -65,6 +67,7 @@ class CheckDispatcher:
         self._pushed: PushedFrames[Any] = PushedFrames()
         self._note_error, self._wall = note_error, wall
         self._max_batch, self._batches_per_worker = max_batch, batches_per_worker
+        self._min_filters_per_batch = max(1, min_filters_per_batch)
         self.batches = 0
 
     # -- shards -----------------------------------------------------------------------------------
@@ -113,8 +116,11 @@ class CheckDispatcher:
         return self._max_batch * self.free_slots()
 
     def plan(self, checks: list[CheckTrader]) -> list[Batch]:
-        """Split ``checks`` into batches and reserve a worker for each."""
-        batches = plan_batches(checks, min(self.free_slots(), len(self.pool)), self._max_batch)
+        """Split ``checks`` into batches and reserve a worker for each: over every free worker,
+        but with at least ``min_filters_per_batch`` filters in each (a batch has a fixed cost,
+        a Ray call to a worker and back; few filters evaluate faster in one batch than split)."""
+        spread = max(1, len({c.code_hash for c in checks}) // self._min_filters_per_batch)
+        batches = plan_batches(checks, min(self.free_slots(), len(self.pool), spread), self._max_batch)
         return [(batch, *self.pool.acquire()) for batch in batches]
 
     def send(self, batch: Batch) -> Sending:

@@ -39,8 +39,8 @@ class Scheduler:
 
     ``shards`` is the list of StreamShard handles (their index is the shard id the scheduler
     uses); ``pool_workers`` the FilterWorker handles.  Market time runs at ``clock_speed`` from
-    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``); ``max_batch`` and
-    ``batches_per_worker`` are `CheckDispatcher`'s.
+    ``clock_anchor_ms`` (the local exchange's ``--speed``/``--anchor-ms``); ``max_batch``,
+    ``batches_per_worker`` and ``min_filters_per_batch`` are `CheckDispatcher`'s.
     """
 
     def __init__(
@@ -56,6 +56,7 @@ class Scheduler:
         *,
         max_batch: int = 256,
         batches_per_worker: int = 1,
+        min_filters_per_batch: int = 1,
         max_queue: int = 1000,
         tick_s: float = 0.25,
         health_poll_s: float = 3.0,
@@ -68,7 +69,8 @@ class Scheduler:
         self._analyst = analyst  # with ENABLE_AI_ANALYSIS, signals go to the analyst, which decides entries
         self.core = CheckScheduler(MarketClock(clock_speed, clock_anchor_ms), max_queue=max_queue)
         self.dispatch = CheckDispatcher(pool_workers, shards, self._note_error, self.core.clock.wall_s,
-                                        max_batch=max_batch, batches_per_worker=batches_per_worker)
+                                        max_batch=max_batch, batches_per_worker=batches_per_worker,
+                                        min_filters_per_batch=min_filters_per_batch)
         self._traders: dict[str, Trader] = {}
         self._stale_symbols: set[str] = set()
         self._tick_s, self._health_poll_s, self._stale_after_s = tick_s, health_poll_s, stale_after_s

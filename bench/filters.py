@@ -10,7 +10,8 @@ without them.
 Run: ``.venv/bin/python bench/filters.py`` (``--no-e2e`` skips the Ray part, ``--rate N`` offers
 N checks/s instead of 1250, ``--workers N`` sizes the pool instead of one worker per CPU,
 ``--pull`` sends the closes to the scheduler directly, without the shards' frames, as before
-shards pushed them).
+shards pushed them, ``--min-filters N`` spreads a dispatch over workers only with N filters per
+batch).
 """
 
 from __future__ import annotations
@@ -161,7 +162,7 @@ def _start_ray() -> None:
 def measure_checks(
     symbols: int = 100, traders: int = 100, symbols_per_trader: int = 10, codes: int = 5,
     offered_checks_per_s: float = 1250.0, duration_s: float = 20.0, warmup_s: float = 3.0,
-    workers: int | None = None, push: bool = True,
+    workers: int | None = None, push: bool = True, min_filters_per_batch: int = 1,
 ) -> dict[str, Any]:
     """Sustained checks/s and trigger-to-result p99 through scheduler, pool and shards (starts Ray).
 
@@ -219,7 +220,8 @@ def measure_checks(
             ray.get(store.call.remote("create_trader", trader), timeout=60)
         pool = create_workers(workers)
         # The driver plays the closes; the shards' own (real, once a minute) notices stay out.
-        scheduler = Scheduler.remote(settings, store, None, pool, shards, subscribe_shards=False)  # type: ignore[attr-defined]
+        scheduler = Scheduler.remote(settings, store, None, pool, shards, subscribe_shards=False,  # type: ignore[attr-defined]
+                                     min_filters_per_batch=min_filters_per_batch)
         if ray.get(scheduler.start.remote(), timeout=300) != traders:
             raise RuntimeError("the scheduler did not load every bench trader")
         if push:
@@ -276,6 +278,7 @@ def measure_checks(
             "e2e_frame_requests": after["frame_requests"] - before["frame_requests"],
             "e2e_pushed_frame_uses": after["pushed_frame_uses"] - before["pushed_frame_uses"],
             "e2e_push": push,
+            "e2e_min_filters_per_batch": min_filters_per_batch,
             "e2e_traders": traders,
             "e2e_symbols": symbols,
             "e2e_workers": len(pool),
@@ -296,6 +299,8 @@ if __name__ == "__main__":
     if "--no-e2e" not in sys.argv:
         rate = float(sys.argv[sys.argv.index("--rate") + 1]) if "--rate" in sys.argv else 1250.0
         pool_size = int(sys.argv[sys.argv.index("--workers") + 1]) if "--workers" in sys.argv else None
-        results.update(measure_checks(offered_checks_per_s=rate, workers=pool_size, push="--pull" not in sys.argv))
+        min_filters = int(sys.argv[sys.argv.index("--min-filters") + 1]) if "--min-filters" in sys.argv else 1
+        results.update(measure_checks(offered_checks_per_s=rate, workers=pool_size, push="--pull" not in sys.argv,
+                                      min_filters_per_batch=min_filters))
     results["load_avg_end"] = [round(x, 2) for x in os.getloadavg()]
     print(json.dumps(results))

@@ -133,3 +133,22 @@ def test_pushed_frames_are_current_for_their_version_and_max_age_only() -> None:
     assert other_version is None and other_interval is None and too_old is None
     assert frames.get(0, "1m", 3) is None
     assert (frames.pushed, frames.used) == (2, 1)
+
+
+def test_a_dispatch_is_spread_over_workers_only_with_enough_filters_per_batch() -> None:
+    # Arrange: two free workers, checks of five filters
+    workers = [FakeWorker(), FakeWorker()]
+    checks = [CheckTrader(f"t{i}", f"close[-1] > {i % 5}", f"h{i % 5}", ("AAAUSDT",), ("1m",), "candle_close", 0.0)
+              for i in range(20)]
+    spread_all = CheckDispatcher(workers, [FakeShard(0)], lambda kind, message: None, lambda: 0.0)
+    spread_by_3 = CheckDispatcher(workers, [FakeShard(0)], lambda kind, message: None, lambda: 0.0,
+                                  min_filters_per_batch=3)
+    kept_whole = CheckDispatcher(workers, [FakeShard(0)], lambda kind, message: None, lambda: 0.0,
+                                 min_filters_per_batch=8)
+    # Act
+    batches = [dispatch.plan(checks) for dispatch in (spread_all, spread_by_3, kept_whole)]
+    # Assert
+    assert [len(planned) for planned in batches] == [2, 1, 1]
+    assert sorted(len(batch) for batch, _, _ in batches[0]) == [8, 12]
+    assert [len(batch) for batch, _, _ in batches[2]] == [20]
+    assert kept_whole.free_slots() == 1, "one worker stays free for the next dispatch"
