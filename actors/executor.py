@@ -9,6 +9,7 @@ their submission.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import queue
@@ -87,8 +88,9 @@ class Executor:
         if settings.paper_trading:
             mode = TradingMode.PAPER
             # Paper only: orders from memory, each fill's writes as one synchronous Store message.
+            # Only the last write's result (a close's) is used: the others are not sent back.
             storage = cast(Storage, OrderCache(storage, settings.user_id, write_many=lambda writes: ray.get(
-                store.call_many.remote(writes), timeout=_STORE_TIMEOUT_S)))
+                store.call_many.remote(writes, last_only=True), timeout=_STORE_TIMEOUT_S)))
             broker = PaperBroker(
                 user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
                 starting_balance=Decimal(str(settings.paper_starting_balance)),
@@ -114,6 +116,8 @@ class Executor:
         )
         for position in self._service.restore():  # including positions opened for fills found on restart
             self._track(position)
+        gc.collect()
+        gc.freeze()  # what start-up built (rules, cached orders) lives for good: keep it out of collections
 
     def _publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
         self._outbox.put((str(channel), type, data))
@@ -196,11 +200,17 @@ class Executor:
         self._track(position)
         return position
 
-    def close_position(self, position_id: str, reason: str = "manual", trigger_price: str | None = None) -> dict[str, Any]:
-        """Close a position exactly once (an already closed one comes back unchanged)."""
+    def close_position(self, position_id: str, reason: str = "manual", trigger_price: str | None = None, *,
+                       notify_monitor: bool = True) -> dict[str, Any]:
+        """Close a position exactly once (an already closed one comes back unchanged).
+
+        The Monitor passes ``notify_monitor=False`` for the closes it asks for: it forgets the
+        position when this answers, so no untrack notice is sent back to it.
+        """
         view = self._service.close_position(
             position_id, reason, Decimal(trigger_price) if trigger_price is not None else None)
-        self._untrack(position_id)
+        if notify_monitor:
+            self._untrack(position_id)
         return view
 
     def on_prices(self, prices: dict[str, str]) -> int:

@@ -15,6 +15,7 @@ with back-off by the book.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -66,6 +67,8 @@ class Monitor:
         )
         for position in open_positions:
             self._book.track(position_view(position))
+        gc.collect()
+        gc.freeze()  # start-up objects live for good: keep them out of collections on the price path
 
     # -- price pushes ---------------------------------------------------------------------------
 
@@ -96,7 +99,7 @@ class Monitor:
         self.closes_sent += 1
         try:
             ref = self._executor.close_position.remote(request.position_id, request.reason,
-                                                       str(request.trigger_price))
+                                                       str(request.trigger_price), notify_monitor=False)
         except Exception as error:  # the book retries with back-off
             self.close_failures += 1
             log.warning("sending the close of position %s failed, will retry: %s", request.position_id, error)

@@ -13,6 +13,7 @@ Two kinds of writes, by what losing one would cost:
 
 from __future__ import annotations
 
+import gc
 import itertools
 import logging
 import os
@@ -75,6 +76,8 @@ class Store:
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,), daemon=True)
         self._flusher.start()
+        gc.collect()
+        gc.freeze()  # the engine, metadata and compiled statements live for good: keep them out of collections
 
     def ping(self) -> bool:
         return True
@@ -95,8 +98,11 @@ class Store:
                 self._drain()
             return self._apply(method, args, kwargs)
 
-    def call_many(self, writes: list[Write]) -> list[Any]:
+    def call_many(self, writes: list[Write], last_only: bool = False) -> list[Any]:
         """Apply several writes in order, now (one message for, e.g., a fill's order, balances and close).
+
+        Returns their results, in order; with ``last_only`` only the last one (as a one-item list),
+        so rows the caller does not need are not sent back.
 
         With a SQL backend they are ONE transaction, committed before this returns (or none is, and
         the error is raised). A retry after a Store restart re-applies them: a retried create that
@@ -120,8 +126,9 @@ class Store:
                 else:
                     for method, args, _kwargs in writes:
                         self._note(method, args)
-                    return results
-            return [self._apply(method, args, kwargs) for method, args, kwargs in writes]
+                    return results[-1:] if last_only else results
+            results = [self._apply(method, args, kwargs) for method, args, kwargs in writes]
+            return results[-1:] if last_only else results
 
     def enqueue(self, method: str, *args: Any, **kwargs: Any) -> int:
         """Queue a non-money write to be applied in order within ``flush_interval_s``; return the queue length."""

@@ -21,7 +21,8 @@ from aitrader.models import Balance, Order, utcnow
 from aitrader.storage.base import Storage
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
-#: Applies several writes in order and returns once every one is committed (their results, in order).
+#: Applies several writes in order and returns once every one is committed: their results, in order, or
+#: only the last one (a close's result is the only one used).
 WriteMany = Callable[[list[Write]], Any]
 
 

@@ -55,3 +55,28 @@ def test_a_mark_of_an_open_position_is_written(store: Any) -> None:
 def test_a_create_retried_after_it_was_stored_returns_the_stored_row(store: Any) -> None:
     position = store.call("create_position", make_position())
     assert store.call("create_position", position).id == position.id
+
+
+def test_call_many_answers_only_the_last_result_when_asked(store: Any) -> None:
+    position = make_position()
+    close = {"exit_price": Decimal("64100"), "pnl": Decimal("0.1"), "pnl_pct": Decimal("0.1"), "reason": "take_profit"}
+    answer = store.call_many([("create_position", (position,), {}), ("close_position", (position.id,), close)],
+                             last_only=True)
+    [(closed, closed_now)] = answer
+    assert closed_now and closed.id == position.id and closed.exit_price == Decimal("64100")
+
+
+def test_a_run_of_queued_marks_is_applied_at_once_and_skips_a_closed_position(store: Any) -> None:
+    # Arrange: two open positions; one is closed after marks of both were queued
+    kept, gone = store.call("create_position", make_position()), store.call("create_position", make_position())
+    store.enqueue_many([("update_position", (kept.id,), {"current_price": Decimal("64100")}),
+                        ("update_position", (gone.id,), {"current_price": Decimal("1"), "pnl": Decimal("-9")}),
+                        ("update_position", (kept.id,), {"current_price": Decimal("64200")})])
+    store.call("close_position", gone.id, exit_price=Decimal("63500"), pnl=Decimal("-1"), pnl_pct=Decimal("-1"),
+               reason="stop_loss")
+    # Act
+    remaining = store.flush()
+    # Assert
+    assert remaining == 0 and store.health()["written"] == 3
+    assert store.call("get_position", kept.id).current_price == Decimal("64200")
+    assert store.call("get_position", gone.id).current_price == Decimal("63500")
