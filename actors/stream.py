@@ -77,7 +77,8 @@ class StreamShard:
         self._price_subscribers: list[Any] = []
         self._tickers_due: set[str] = set()
         self._last_ticker_publish = 0.0
-        self._counters = {"candles_closed": 0, "gaps": 0, "backfilled": 0, "disconnects": 0}
+        self._counters: dict[str, float] = {"candles_closed": 0, "gaps": 0, "backfilled": 0, "disconnects": 0,
+                                            "frames_pushed": 0, "frame_push_ms_total": 0.0, "frame_push_ms_max": 0.0}
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self) -> bool:
@@ -219,6 +220,7 @@ class StreamShard:
             self._events.publish_many.remote(hub)
 
     def _notify_closed(self, closed: list[tuple[str, str, int]]) -> None:
+        started = time.perf_counter()
         frames: dict[str, Any] = {}
         try:
             for interval in dict.fromkeys(interval for _, interval, _ in closed):
@@ -227,6 +229,10 @@ class StreamShard:
             log.exception("shard %d: could not put its frames in the object store", self.shard_id)
             frames = {}
         self._scheduler.on_candles_closed.remote(closed, frames)
+        elapsed_ms = (time.perf_counter() - started) * 1000  # building, putting and sending: before the scheduler hears
+        self._counters["frames_pushed"] += len(frames)
+        self._counters["frame_push_ms_total"] += elapsed_ms
+        self._counters["frame_push_ms_max"] = max(self._counters["frame_push_ms_max"], elapsed_ms)
 
 
 def _latency(value: float | None) -> float | None:

@@ -259,6 +259,8 @@ def measure_checks(
         elapsed = time.perf_counter() - started
         after = ray.get(scheduler.stats.remote(), timeout=60)
         replies = ray.get(sent, timeout=60)
+        shard_health = ray.get([shard.health.remote() for shard in shards], timeout=60)
+        notices = max(1, sum(h["frames_pushed"] for h in shard_health))
         if push and not all(replies):
             raise RuntimeError("a shard had no scheduler to send its closes to")
         checks = after["checks_run"] - before["checks_run"]
@@ -278,6 +280,10 @@ def measure_checks(
             "e2e_frame_requests": after["frame_requests"] - before["frame_requests"],
             "e2e_pushed_frame_uses": after["pushed_frame_uses"] - before["pushed_frame_uses"],
             "e2e_push": push,
+            # With push, a shard builds and puts its frame before the scheduler hears of the close
+            # (outside check_*_ms, which start there): the cost per notice, over the whole run.
+            "e2e_shard_notice_avg_ms": round(sum(h["frame_push_ms_total"] for h in shard_health) / notices, 3),
+            "e2e_shard_notice_max_ms": round(max(h["frame_push_ms_max"] for h in shard_health), 3),
             "e2e_min_filters_per_batch": min_filters_per_batch,
             "e2e_traders": traders,
             "e2e_symbols": symbols,
