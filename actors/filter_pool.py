@@ -1,17 +1,18 @@
 """FilterWorker actors and the FilterPool that spreads check batches over them.
 
 A worker holds a `CheckRunner` (compiled-filter LRU by code hash, each filter evaluated once
-per shard frame).  It does not fetch frames itself: the scheduler requests each shard's frame
-once per candle close and passes the object reference, as a top-level argument, to every batch
-that reads it, so all workers share one fetch and Ray hands them the frame once it is ready
+per shard frame).  It does not fetch frames itself: each shard puts its frame in the object
+store with its candle-close notice (or, for a frame no notice brought, the scheduler requests
+it once), and the scheduler passes the object reference, as a top-level argument, to every
+batch that reads it, so all workers share one frame and Ray hands it to them once it is ready
 (numpy arrays are read from the object store without copying).  A worker keeps the last few
-frames it was given, by object id, with the filter outcomes already computed on them.
+frames it was given, by object id, with the filter outcomes already computed on them.  Checks
+come in and results go back as msgpack bytes (`aitrader.checks.encode_batch`).
 
 A worker is a plain (threaded) actor running one call at a time: Ray runs its methods on the
-thread that receives the calls, where an async actor hands every call to its event-loop thread
-and the reply back, two thread switches per batch that cost a few ms each on a busy machine.
-The filter budgets are checked between operations (`aitrader.filters`), not by signals, so
-they hold on any thread.
+thread that executes tasks, where an async actor hands every call over to its event-loop
+thread and waits for it there, one more thread to wake per batch.  The filter budgets are
+checked between operations (`aitrader.filters`), not by signals, so they hold on any thread.
 """
 
 from __future__ import annotations
