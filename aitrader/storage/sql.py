@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
+from sqlalchemy import select as core_select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, SQLModel, col, delete, select
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
@@ -134,7 +135,7 @@ class SQLStorage:
 
         def action() -> T:
             with self._session() as session:
-                session.connection().execute(insert(_table(model)), values)
+                session.connection().execute(_insert_statement(model), values)
                 self._commit(session)
                 return row
 
@@ -367,16 +368,18 @@ class SQLStorage:
 
         def action() -> tuple[Position, bool]:
             with self._session() as session:
-                # The status condition makes the close exactly-once across racing callers.
-                result = session.connection().execute(
+                connection = session.connection()
+                # The status condition makes the close exactly-once across racing callers; RETURNING
+                # reads the closed row back in the same statement (no ORM load).
+                closed = connection.execute(
                     _close_statement(tuple(values)),
                     {**values, "c_id": position_id, "c_open": PositionStatus.OPEN},
-                )
-                row = session.get(Position, position_id, populate_existing=True)
-                if row is None:
+                ).mappings().first()
+                stored = closed or connection.execute(_SELECT_POSITION, {"p_id": position_id}).mappings().first()
+                if stored is None:
                     raise NotFound(f"no position with id {position_id!r}")
                 self._commit(session)  # one transaction: the read sees this close, not a later one
-                return row, result.rowcount == 1
+                return Position.model_validate(dict(stored)), closed is not None
 
         return self._guard(action)
 
@@ -478,6 +481,12 @@ _INSERT_BALANCE = insert(_BALANCES).values(
 
 
 @cache
+def _insert_statement(model: type[SQLModel]) -> Any:
+    """``INSERT INTO <model's table>``, built once (a statement object keeps its compiled-cache key)."""
+    return insert(_table(model))
+
+
+@cache
 def _mark_statement(columns: tuple[str, ...]) -> Any:
     """``UPDATE positions SET <columns>, updated_at WHERE id = :m_id AND status = :m_open`` (built once per set)."""
     table = _table(Position)
@@ -490,7 +499,10 @@ def _close_statement(columns: tuple[str, ...]) -> Any:
     """``UPDATE positions SET <columns> WHERE id = :c_id AND status = :c_open`` (built once per column set)."""
     table = _table(Position)
     return (update(table).where(table.c.id == bindparam("c_id"), table.c.status == bindparam("c_open"))
-            .values({name: bindparam(name) for name in columns}))
+            .values({name: bindparam(name) for name in columns}).returning(*table.c))
+
+
+_SELECT_POSITION = core_select(*_table(Position).c).where(_table(Position).c.id == bindparam("p_id"))
 
 
 def _amount(value: Any) -> Decimal:
