@@ -181,7 +181,10 @@ def test_positions_open_list_and_close_exactly_once(storage: SQLStorage) -> None
     assert closed.status is PositionStatus.CLOSED
     assert closed.closed_at is not None
     assert again.exit_price == Decimal("66000")
+    assert closed == again == storage.get_position(position.id)  # the row read back is the stored row
     assert storage.list_positions("alice", status=PositionStatus.OPEN) == []
+    with pytest.raises(NotFound):
+        storage.close_position("missing", **kwargs)  # type: ignore[arg-type]
 
 
 def test_position_update_keeps_levels_valid(storage: SQLStorage) -> None:
