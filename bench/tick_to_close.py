@@ -9,9 +9,14 @@ just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
 (or ``{"error": ...}`` and exit status 1).
 
-Each paper fill writes the two balance rows it moved (base and quote), its exit order and the
-position's close as ONE SQLite transaction (``Store.call_many`` -> ``SQLStorage.apply_many``),
-committed before the Executor answers; WAL with ``synchronous=NORMAL`` (see aitrader/storage/engine.py).
+The path: ``Monitor.on_prices`` -> ``Executor.close_position`` (one Ray call; the Monitor forgets the
+position on the answer, so no untrack notice comes back) -> paper fill in memory -> ``Store.call_many``
+(one Ray call). Each paper fill writes the two balance rows it moved (base and quote), its exit order and
+the position's close as ONE SQLite transaction (``SQLStorage.apply_many``; the close is an
+``UPDATE ... RETURNING``, and only its row is sent back), committed before the Executor answers; WAL
+with ``synchronous=NORMAL`` (see aitrader/storage/engine.py). Meanwhile the Monitor's P&L marks of the
+other positions are queued in the Store and applied by its flusher, one ``mark_positions`` statement
+per run of marks.
 
     RAY_USAGE_STATS_ENABLED=0 flock /tmp/aitrader-ray.lock .venv/bin/python bench/tick_to_close.py \
         [--triggers 1000] [--symbols 100] [--interval 0.02]
