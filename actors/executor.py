@@ -200,17 +200,16 @@ class Executor:
         self._track(position)
         return position
 
-    def close_position(self, position_id: str, reason: str = "manual", trigger_price: str | None = None, *,
-                       notify_monitor: bool = True) -> dict[str, Any]:
+    def close_position(self, position_id: str, reason: str = "manual", trigger_price: str | None = None) -> dict[str, Any]:
         """Close a position exactly once (an already closed one comes back unchanged).
 
-        The Monitor passes ``notify_monitor=False`` for the closes it asks for: it forgets the
-        position when this answers, so no untrack notice is sent back to it.
+        The untrack notice goes to the Monitor even for the closes it asked for: after a restart of
+        this actor, the track notices of `restore` (sent while the position was still open) may reach
+        the Monitor after its close's answer, and only this later notice makes it forget the position.
         """
         view = self._service.close_position(
             position_id, reason, Decimal(trigger_price) if trigger_price is not None else None)
-        if notify_monitor:
-            self._untrack(position_id)
+        self._untrack(position_id)
         return view
 
     def on_prices(self, prices: dict[str, str]) -> int:

@@ -99,7 +99,7 @@ class Monitor:
         self.closes_sent += 1
         try:
             ref = self._executor.close_position.remote(request.position_id, request.reason,
-                                                       str(request.trigger_price), notify_monitor=False)
+                                                       str(request.trigger_price))
         except Exception as error:  # the book retries with back-off
             self.close_failures += 1
             log.warning("sending the close of position %s failed, will retry: %s", request.position_id, error)

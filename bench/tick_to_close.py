@@ -9,9 +9,8 @@ just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
 (or ``{"error": ...}`` and exit status 1).
 
-The path: ``Monitor.on_prices`` -> ``Executor.close_position`` (one Ray call; the Monitor forgets the
-position on the answer, so no untrack notice comes back) -> paper fill in memory -> ``Store.call_many``
-(one Ray call). Each paper fill writes the two balance rows it moved (base and quote), its exit order and
+The path: ``Monitor.on_prices`` -> ``Executor.close_position`` (one Ray call) -> paper fill in memory
+-> ``Store.call_many`` (one Ray call). Each paper fill writes the two balance rows it moved (base and quote), its exit order and
 the position's close as ONE SQLite transaction (``SQLStorage.apply_many``; the close is an
 ``UPDATE ... RETURNING``, and only its row is sent back), committed before the Executor answers; WAL
 with ``synchronous=NORMAL`` (see aitrader/storage/engine.py). Meanwhile the Monitor's P&L marks of the
