@@ -163,12 +163,14 @@ class Scheduler:
         await self.start()
         return self._forget(trader_id)
 
-    async def on_candles_closed(self, closed: list[ClosedCandle], frames: dict[str, Any] | None = None) -> int:
+    async def on_candles_closed(
+        self, closed: list[ClosedCandle], frames: dict[str, Any] | None = None, noticed_s: float | None = None
+    ) -> int:
         """Candle closes from a shard, with references to its frames of the closed intervals
-        (interval -> ObjectRef, nested so they stay references): queue the traders watching
-        them; returns how many were queued."""
+        (interval -> ObjectRef, nested so they stay references) and the wall time it saw them:
+        queue the traders watching them; returns how many were queued."""
         await self.start()
-        queued = self.core.candles_closed(closed)
+        queued = self.core.candles_closed(closed, noticed_s)
         self.dispatch.candles_closed(closed, prefetch=queued > 0, frames=frames)
         if queued:  # send them from here: waking the dispatch loop would cost a turn of the event loop
             self._dispatch_ready()

@@ -220,6 +220,7 @@ class StreamShard:
             self._events.publish_many.remote(hub)
 
     def _notify_closed(self, closed: list[tuple[str, str, int]]) -> None:
+        noticed_s = time.time()  # check latency starts here, before the frames are built and sent
         started = time.perf_counter()
         frames: dict[str, Any] = {}
         try:
@@ -228,7 +229,7 @@ class StreamShard:
         except Exception:  # the object store refused: the scheduler asks for frames instead
             log.exception("shard %d: could not put its frames in the object store", self.shard_id)
             frames = {}
-        self._scheduler.on_candles_closed.remote(closed, frames)
+        self._scheduler.on_candles_closed.remote(closed, frames, noticed_s)
         elapsed_ms = (time.perf_counter() - started) * 1000  # building, putting and sending: before the scheduler hears
         self._counters["frames_pushed"] += len(frames)
         self._counters["frame_push_ms_total"] += elapsed_ms

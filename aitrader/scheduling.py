@@ -170,9 +170,15 @@ class CheckScheduler:
 
     # -- triggers -------------------------------------------------------------------------------
 
-    def candles_closed(self, closed: Iterable[ClosedCandle]) -> int:
-        """Queue checks for the traders watching these candles; return how many traders were queued."""
+    def candles_closed(self, closed: Iterable[ClosedCandle], noticed_s: float | None = None) -> int:
+        """Queue checks for the traders watching these candles; return how many traders were queued.
+
+        ``noticed_s`` is the wall time the shard saw the closes, before it built and sent their
+        frames: check latency is measured from there (from now if later, as a clock ahead of
+        ours would make it), so the shard's part of the path is inside it."""
         now_s = self.clock.wall_s()
+        if noticed_s is not None and noticed_s < now_s:
+            now_s = noticed_s
         traders, by_key = self._traders, self._by_key
         hits: dict[str, list[tuple[tuple[str, str], int]]] = {}  # per trader: (candle key, open time)
         triggers = skipped = 0

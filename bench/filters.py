@@ -172,7 +172,8 @@ def measure_checks(
     (as a shard reports a minute's closes), which triggers every trader — whether or not the
     previous close has been processed.  A trader still queued or running when its next close
     arrives is coalesced (one check covers both closes), so falling behind shows up as fewer
-    checks than offered and a growing latency, measured from the scheduler receiving the close
+    checks than offered and a growing latency, measured from the shard seeing the close (with
+    ``push``, so building and sending the frame count; without, from the scheduler receiving it)
     to the check's result being processed.  Traders watch ``symbols_per_trader`` symbols each,
     spread over ``codes`` filters; ``workers`` FilterWorkers (default: one per CPU).  With
     ``push`` the closes go through the shards, as the feed's would: each shard sends the notice
@@ -280,8 +281,8 @@ def measure_checks(
             "e2e_frame_requests": after["frame_requests"] - before["frame_requests"],
             "e2e_pushed_frame_uses": after["pushed_frame_uses"] - before["pushed_frame_uses"],
             "e2e_push": push,
-            # With push, a shard builds and puts its frame before the scheduler hears of the close
-            # (outside check_*_ms, which start there): the cost per notice, over the whole run.
+            # With push, a shard builds and puts its frame before the scheduler hears of the close;
+            # check_*_ms start when the shard saw the close, so this is inside them: per notice.
             "e2e_shard_notice_avg_ms": round(sum(h["frame_push_ms_total"] for h in shard_health) / notices, 3),
             "e2e_shard_notice_max_ms": round(max(h["frame_push_ms_max"] for h in shard_health), 3),
             "e2e_min_filters_per_batch": min_filters_per_batch,

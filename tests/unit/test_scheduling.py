@@ -249,3 +249,19 @@ def test_stats_report_latency_errors_and_counts() -> None:
     assert stats["checks_run"] == 1 and stats["errors"] == 1
     assert stats["p99_check_ms"] == pytest.approx(40.0, abs=0.01)
     assert stats["avg_check_ms"] == pytest.approx(40.0, abs=0.01)
+
+
+def test_latency_starts_when_the_shard_saw_the_close() -> None:
+    wall = FakeWall()
+    core = scheduler(wall)
+    core.upsert(plan("a", ("BTCUSDT",)))
+    core.upsert(plan("b", ("ETHUSDT",)))
+    core.candles_closed([("BTCUSDT", "1m", 0)], noticed_s=wall.now - 0.010)  # frame build + send: 10 ms
+    core.candles_closed([("ETHUSDT", "1m", 0)], noticed_s=wall.now + 5.0)  # a shard clock ahead of ours
+    checks = core.take(10)
+    wall.now += 0.040
+    for check in checks:
+        core.finish(check)
+    stats = core.stats()
+    assert stats["p99_check_ms"] == pytest.approx(50.0, abs=0.01)
+    assert stats["avg_check_ms"] == pytest.approx(45.0, abs=0.01)
