@@ -139,9 +139,9 @@ class ApiService:
     async def refresh(self) -> None:
         """Re-read engine status, markets and open positions; each part may fail on its own."""
         try:
+            engine_stamp = self.state.engine_stamp
             status = await self.backend.status()
-            if status:
-                self.state.engine = status
+            if status and self.state.load_engine(status, engine_stamp):
                 self.metrics.engine_status(status)
         except Exception as exc:
             log.warning("engine status unavailable: %s", type(exc).__name__)
@@ -150,8 +150,9 @@ class ApiService:
         except Exception as exc:
             log.warning("market snapshot unavailable: %s", type(exc).__name__)
         try:
+            position_stamp = self.state.position_stamp
             rows = await self._read("list_positions", self.user_id, status=PositionStatus.OPEN, limit=10_000)
-            self.state.load_positions([row.model_dump(mode="json") for row in rows])
+            self.state.load_positions([row.model_dump(mode="json") for row in rows], as_of=position_stamp)
             traders = await self._read("list_traders", self.user_id)
             self.state.local_counts = {
                 "traders": len(traders),
@@ -315,7 +316,7 @@ class ApiService:
             position = await self.backend.close_position(position_id, "manual")
         except Exception as exc:
             raise translate(exc, "position") from exc
-        self.state.positions.pop(position_id)
+        self.state.position_closed(position_id)  # so a refresh that read storage before cannot revive it
         return ClosedPosition.model_validate({"position": position})
 
     async def balance(self) -> Balances:

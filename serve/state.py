@@ -100,6 +100,8 @@ class ReplicaState:
         self.markets = EncodedRows(Market, lambda m: m["symbol"])
         self.positions = EncodedRows(PositionOut, lambda p: str(p.get("created_at") or ""), reverse=True)
         self.engine: dict[str, Any] | None = None
+        #: Engine events applied so far: a status read that started before one must not replace it.
+        self.engine_stamp = 0
         #: Position events applied so far: take it before a storage read, pass it to `load_positions`.
         self.position_stamp = 0
         self._position_changed_at: dict[str, int] = {}  # id -> position_stamp after its last event
@@ -123,6 +125,15 @@ class ReplicaState:
             self._position(data["id"], data)
         elif event.type == "engine" and data:
             self.engine = data
+            self.engine_stamp += 1
+
+    def load_engine(self, status: dict[str, Any], as_of: int) -> bool:
+        """Take a status read after ``engine_stamp`` was ``as_of``, unless an engine event came
+        since (it is newer); True when taken."""
+        if self.engine_stamp != as_of:
+            return False
+        self.engine = status
+        return True
 
     def position_closed(self, position_id: str) -> None:
         """Drop a position this replica saw closed (e.g. by its own close route) before the event came."""

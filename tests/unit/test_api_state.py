@@ -195,3 +195,13 @@ def test_a_position_closed_through_this_replica_stays_closed_whatever_a_refresh_
     state.load_positions([position("a", "2026-01-01T00:00:00Z")])
 
     assert state.open_positions == {}
+
+
+def test_an_engine_status_read_before_an_engine_event_does_not_replace_it() -> None:
+    state = ReplicaState()
+    before = state.engine_stamp
+    state.apply(Event(seq=1, channel="engine", type="engine", time=0.0, data={"running": False, "feed": "stale"}))
+    assert not state.load_engine({"running": True, "feed": "local"}, as_of=before)  # read began before the event
+    assert state.engine == {"running": False, "feed": "stale"}
+    assert state.load_engine({"running": True, "feed": "local"}, as_of=state.engine_stamp)
+    assert state.engine == {"running": True, "feed": "local"}
