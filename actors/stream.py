@@ -33,8 +33,6 @@ from aitrader.market import (
 
 log = logging.getLogger("aitrader.stream")
 
-#: Binance allows 1024 streams per connection; the engine keeps shards well below it.
-MAX_STREAMS_PER_SHARD = 200
 TICKER_PUBLISH_INTERVAL_S = 1.0
 
 
@@ -44,13 +42,6 @@ def shard_symbols(symbols: list[str], shards: int) -> list[list[str]]:
     for index, symbol in enumerate(dict.fromkeys(symbols)):
         buckets[index % len(buckets)].append(symbol)
     return buckets
-
-
-def shards_needed(symbols: int, intervals: int) -> int:
-    """Shards needed so no connection carries more than MAX_STREAMS_PER_SHARD streams."""
-    per_symbol = intervals + 1
-    per_shard = max(1, MAX_STREAMS_PER_SHARD // per_symbol)
-    return max(1, -(-symbols // per_shard))
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=100)

@@ -187,9 +187,10 @@ def measure_checks(
     import ray
 
     from actors.filter_pool import create_workers
+    from actors.graph import shard_count
     from actors.scheduler import Scheduler
     from actors.store import Store
-    from actors.stream import StreamShard, shard_symbols, shards_needed
+    from actors.stream import StreamShard, shard_symbols
     from aitrader.config import Settings
     from aitrader.dispatch import STAGES
     from aitrader.exchange import ExchangeConfig, benchmark_symbols, start_in_thread
@@ -202,7 +203,7 @@ def measure_checks(
     try:
         settings = Settings(user_id="bench", sqlite_path=Path(folder) / "bench.db", max_active_traders=1000)
         store = Store.remote(settings)  # type: ignore[attr-defined]
-        groups = shard_symbols(names, shards_needed(symbols, 1))
+        groups = shard_symbols(names, shard_count(symbols, 1))  # as the engine shards them
         shards = [
             StreamShard.remote(i, exchange.url.replace("http", "ws"), exchange.url, group, ["1m"])  # type: ignore[attr-defined]
             for i, group in enumerate(groups)

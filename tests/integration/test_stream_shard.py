@@ -15,7 +15,7 @@ import httpx
 import pytest
 import ray
 
-from actors.stream import StreamShard, shard_symbols, shards_needed
+from actors.stream import StreamShard, shard_symbols
 
 SPEED = 60.0  # a 1m candle closes every second of wall time
 SYMBOLS = ["BTCUSDT", "ETHUSDT", "SOLUSDT"]
@@ -83,9 +83,6 @@ def wait_for(predicate: Any, timeout: float, what: str) -> None:
 
 def test_sharding_helpers() -> None:
     assert shard_symbols(["A", "B", "C", "D", "E"], 2) == [["A", "C", "E"], ["B", "D"]]
-    assert shards_needed(100, 1) == 1
-    assert shards_needed(101, 1) == 2
-    assert shards_needed(300, 3) == 6
 
 
 def test_shard_survives_exchange_kill_and_restart(ray_session: None, exchange: ExchangeProcess) -> None:
