@@ -330,3 +330,19 @@ async def test_small_terminal_and_empty_engine_do_not_crash() -> None:
             assert app.screen is app.main
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize(("ai_analysis", "shown"), [(False, "signal only"), (True, "pending")])
+async def test_a_pending_signal_says_signal_only_when_nothing_will_act_on_it(ai_analysis: bool, shown: str) -> None:
+    fake = FakeApi(ai_analysis=ai_analysis).start()  # auto-trading is off in the fake engine
+    try:
+        app = make_app(fake)
+        async with app.run_test(size=(120, 40)) as pilot:
+            await wait_ready(pilot)
+            await pilot.press("3")
+            signal = make_signal(9, fake.state["traders"][0], "SOLUSDT", status="pending")
+            await asyncio.to_thread(fake.emit, "signal_created", signal)
+            await wait_for(pilot, lambda: len(table_rows(app, "signals-table")) == 3, "the new signal")
+            assert str(table_rows(app, "signals-table")[0][4]) == shown
+    finally:
+        fake.close()

@@ -14,8 +14,12 @@ from cli.tui.widgets.table import KeyedTable
 #: "Candle" is the open time of the candle whose close the filter matched (not when the signal was stored).
 COLUMNS = (("candle", "Candle (UTC)"), ("trader", "Trader"), ("symbol", "Symbol"), ("tf", "TF"), ("status", "Status"),
            ("price", "Trigger"), ("confidence", "Conf."), ("conditions", "Conditions matched"))
-STATUS_STYLES = {"pending": "#e0af68", "analyzing": "#7aa2f7", "executed": "#9ece6a", "cancelled": MUTED}
+STATUS_STYLES = {"pending": "#e0af68", "analyzing": "#7aa2f7", "executed": "#9ece6a", "cancelled": MUTED,
+                 "signal only": MUTED}
 SHOWN = 200
+#: With neither AI analysis nor auto-trading on, nothing ever acts on a signal: "pending" would
+#: read as stuck, so such signals say what they are.
+SIGNAL_ONLY = "signal only"
 
 
 class SignalsPanel(Vertical):
@@ -29,9 +33,13 @@ class SignalsPanel(Vertical):
 
     def show(self, state: TuiState) -> None:
         rows = {}
+        engine = state.status
+        signals_only = bool(engine) and not engine.get("auto_trading") and not engine.get("ai_analysis")
         for s in state.signals[:SHOWN]:
             confidence = s.get("confidence")
             status = str(s.get("status", ""))
+            if status == "pending" and signals_only:
+                status = SIGNAL_ONLY
             rows[s["id"]] = (
                 candle_clock(s.get("candle_time")), s.get("trader_name", ""), s.get("symbol", ""),
                 s.get("timeframe", ""),
