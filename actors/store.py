@@ -18,7 +18,6 @@ import itertools
 import logging
 import os
 import threading
-import time
 from collections import deque
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
@@ -50,8 +49,6 @@ MAX_BUFFERED = 1_000
 FLUSH_BATCH = 8
 #: Queued P&L marks applied by one `mark_positions` statement (a mark costs microseconds there).
 MARK_BATCH = 200
-#: Seconds between WAL checkpoints run by the flusher thread.
-CHECKPOINT_INTERVAL_S = 1.0
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -70,9 +67,7 @@ class Store:
     """Owns the storage connection; `call`/`call_many` write now, `enqueue` batches non-money writes."""
 
     def __init__(self, settings: Settings, flush_interval_s: float = 0.05) -> None:
-        # SQLite: WAL checkpoints run on the flusher thread, not inside a money write's commit.
-        self._storage: Storage = open_storage(settings, manual_checkpoints=True)
-        self._checkpointed_at = time.monotonic()
+        self._storage: Storage = open_storage(settings)
         self._queue: deque[Write] = deque()
         self._lock = threading.RLock()
         self._degraded: str | None = None
@@ -319,16 +314,3 @@ class Store:
     def _flush_loop(self, interval: float) -> None:
         while not self._stop.wait(interval):
             self._flush()
-            self._checkpoint()
-
-    def _checkpoint(self) -> None:
-        """Every `CHECKPOINT_INTERVAL_S`, copy SQLite's WAL back into the database (PASSIVE: writers
-        go on meanwhile; without the Store's lock), so no commit pays for it."""
-        checkpoint = getattr(self._storage, "checkpoint", None)
-        if not callable(checkpoint) or time.monotonic() - self._checkpointed_at < CHECKPOINT_INTERVAL_S:
-            return
-        self._checkpointed_at = time.monotonic()
-        try:
-            checkpoint()
-        except Exception:  # the next one retries; a busy database is no reason to stop flushing
-            log.warning("WAL checkpoint failed", exc_info=True)

@@ -23,7 +23,7 @@ def storage_url(settings: Settings) -> str:
     )
 
 
-def open_storage(settings: Settings, *, read_only: bool = False, manual_checkpoints: bool = False) -> Storage:
+def open_storage(settings: Settings, *, read_only: bool = False) -> Storage:
     """Open (and migrate) the storage backend the settings name.
 
     The networked backends (Supabase, PostgreSQL) come wrapped in `BufferedStorage`, so writes
@@ -35,7 +35,7 @@ def open_storage(settings: Settings, *, read_only: bool = False, manual_checkpoi
         assert settings.supabase_url and settings.supabase_key  # guaranteed by Settings validation
         rest = SupabaseStorage(settings.supabase_url, settings.supabase_key.get_secret_value())
         return rest if read_only else BufferedStorage(rest)
-    storage = SQLStorage(storage_url(settings), read_only=read_only, manual_checkpoints=manual_checkpoints)
+    storage = SQLStorage(storage_url(settings), read_only=read_only)
     if settings.storage_backend is StorageBackend.POSTGRES and not read_only:
         return BufferedStorage(storage)
     return storage

@@ -24,24 +24,19 @@ def sqlite_url(path: str | Path) -> str:
     return f"sqlite:///{Path(path).expanduser()}"
 
 
-def create_storage_engine(url: str, *, read_only: bool = False, manual_checkpoints: bool = False) -> Engine:
-    """An engine tuned for the backend named by ``url``.
-
-    ``manual_checkpoints`` (SQLite): no commit runs a WAL checkpoint itself (SQLite's default makes
-    the commit that fills 1,000 pages copy them back and fsync, a 20-200 ms stall on the write path);
-    the owner must call ``PRAGMA wal_checkpoint`` regularly instead (the Store's flusher does).
-    """
+def create_storage_engine(url: str, *, read_only: bool = False) -> Engine:
+    """An engine tuned for the backend named by ``url``."""
     url = normalize_url(url)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        return _sqlite_engine(url, read_only=read_only, manual_checkpoints=manual_checkpoints)
+        return _sqlite_engine(url, read_only=read_only)
     kwargs: dict[str, Any] = {"pool_pre_ping": True, "pool_size": 5, "max_overflow": 5}
     if read_only:
         kwargs["execution_options"] = {"postgresql_readonly": True}
     return create_engine(url, **kwargs)
 
 
-def _sqlite_engine(url: str, *, read_only: bool, manual_checkpoints: bool = False) -> Engine:
+def _sqlite_engine(url: str, *, read_only: bool) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:" and not read_only:
         Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
@@ -66,8 +61,6 @@ def _sqlite_engine(url: str, *, read_only: bool, manual_checkpoints: bool = Fals
         # only the fsync per commit, so an OS crash or power cut could lose the last commits (FULL
         # would fsync each one, ~1-10 ms on this disk). Money writes rely on the first guarantee.
         cursor.execute("PRAGMA synchronous=NORMAL")
-        if manual_checkpoints and not read_only:
-            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine, "begin")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,11 +68,10 @@ class SQLStorage:
     closes, balances) are Core statements: the ORM's unit of work costs more than the write itself.
     """
 
-    def __init__(self, url: str, *, read_only: bool = False, migrate_schema: bool = True,
-                 manual_checkpoints: bool = False) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, migrate_schema: bool = True) -> None:
         self.url = url
         self.read_only = read_only
-        self.engine = create_storage_engine(url, read_only=read_only, manual_checkpoints=manual_checkpoints)
+        self.engine = create_storage_engine(url, read_only=read_only)
         self._local = threading.local()  # the session of an `apply_many` running on this thread
         if migrate_schema and not read_only:
             self.migrate()
@@ -462,21 +460,6 @@ class SQLStorage:
             return self._get(Heartbeat, component)
         except NotFound:
             return None
-
-    def checkpoint(self) -> None:
-        """Copy SQLite's write-ahead log back into the database without blocking writers (PASSIVE);
-        a no-op on PostgreSQL. Needed regularly with ``manual_checkpoints``."""
-        if self.engine.dialect.name != "sqlite" or self.read_only:
-            return
-
-        # On the raw connection (autocommit): the engine's BEGIN IMMEDIATE would make SQLite refuse it.
-        connection = self.engine.raw_connection()
-        try:
-            connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-        except sqlite3.Error as exc:
-            raise StorageUnavailable(f"the WAL checkpoint failed: {exc}") from exc
-        finally:
-            connection.close()
 
     def close(self) -> None:
         self.engine.dispose()

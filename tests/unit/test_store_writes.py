@@ -3,9 +3,6 @@ and a queued P&L mark never lands on a closed position."""
 
 from __future__ import annotations
 
-import contextlib
-import shutil
-import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -15,7 +12,6 @@ import pytest
 
 from actors.store import Store
 from aitrader.config import Settings
-from aitrader.storage import SQLStorage, sqlite_url
 from tests.integration.test_storage_contract import make_position
 
 
@@ -84,36 +80,3 @@ def test_a_run_of_queued_marks_is_applied_at_once_and_skips_a_closed_position(st
     assert remaining == 0 and store.health()["written"] == 3
     assert store.call("get_position", kept.id).current_price == Decimal("64200")
     assert store.call("get_position", gone.id).current_price == Decimal("63500")
-
-
-def _positions_in_the_database_file(path: Path, tmp_path: Path) -> int:
-    """Positions stored in the database file alone (a copy without its WAL); -1 if it has no table yet."""
-    copy = tmp_path / "copy.db"
-    shutil.copyfile(path, copy)
-    with contextlib.closing(sqlite3.connect(copy)) as connection:
-        try:
-            return int(connection.execute("SELECT count(*) FROM positions").fetchone()[0])
-        except sqlite3.OperationalError:
-            return -1
-
-
-def test_the_store_checkpoints_the_wal_itself_so_no_commit_does(store: Any, tmp_path: Path) -> None:
-    # Arrange: the Store's SQLite connections never checkpoint on commit
-    with store._storage.engine.connect() as connection:
-        assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 0
-    store.call("create_position", make_position())
-    assert _positions_in_the_database_file(tmp_path / "data.db", tmp_path) < 1  # only in the WAL
-    # Act: the flusher's checkpoint, once its interval has passed
-    store._checkpointed_at = float("-inf")
-    store._checkpoint()
-    # Assert
-    assert _positions_in_the_database_file(tmp_path / "data.db", tmp_path) == 1
-
-
-def test_plain_sqlite_storage_keeps_sqlites_automatic_checkpoints(tmp_path: Path) -> None:
-    storage = SQLStorage(sqlite_url(tmp_path / "plain.db"))
-    try:
-        with storage.engine.connect() as connection:
-            assert connection.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar() == 1000
-    finally:
-        storage.close()
