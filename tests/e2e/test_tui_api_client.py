@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -75,14 +76,7 @@ async def test_stream_resumes_by_seq_after_a_restart(fake: FakeApi) -> None:
     client = ApiClient(fake.url, fake.api_key, backoff=Backoff(initial=0.05, cap=0.2))
     stream = client.events(["signals"])
     seen: list[object] = []
-
-    async def consume() -> None:
-        async for item in stream:
-            seen.append(item)
-            if isinstance(item, dict) and item.get("seq") == 3:
-                return
-
-    task = asyncio.create_task(consume())
+    task = asyncio.create_task(_consume(stream, seen, lambda item: item.get("seq") == 3))
     await _until(lambda: ConnectionChanged(True) in seen)
     await asyncio.to_thread(fake.emit, "log", {"message": "one"})
     await _until(lambda: stream.last_seq == 1)
@@ -94,6 +88,14 @@ async def test_stream_resumes_by_seq_after_a_restart(fake: FakeApi) -> None:
     await asyncio.wait_for(task, 20)
     messages = [i["data"]["message"] for i in seen if isinstance(i, dict)]
     assert messages == ["one", "two", "three"]
+
+
+async def _consume(stream: Any, seen: list[object], last: Any) -> None:
+    """Collect what ``stream`` yields into ``seen`` until an event for which ``last(event)`` holds."""
+    async for item in stream:
+        seen.append(item)
+        if isinstance(item, dict) and last(item):
+            return
 
 
 async def _until(predicate, limit: float = 20.0) -> None:
@@ -108,14 +110,7 @@ async def test_stream_starts_over_when_the_engine_restarted_with_a_new_seq_serie
     client = ApiClient(fake.url, fake.api_key, backoff=Backoff(initial=0.05, cap=0.2))
     stream = client.events(["logs"])
     seen: list[object] = []
-
-    async def consume() -> None:
-        async for item in stream:
-            seen.append(item)
-            if isinstance(item, dict) and item.get("data", {}).get("message") == "new 4":
-                return
-
-    task = asyncio.create_task(consume())
+    task = asyncio.create_task(_consume(stream, seen, lambda item: item.get("data", {}).get("message") == "new 4"))
     await _until(lambda: ConnectionChanged(True) in seen)
     for n in range(3):
         await asyncio.to_thread(fake.emit, "log", {"message": f"old {n}"})
