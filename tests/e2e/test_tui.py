@@ -346,3 +346,17 @@ async def test_a_pending_signal_says_signal_only_when_nothing_will_act_on_it(ai_
             assert str(table_rows(app, "signals-table")[0][4]) == shown
     finally:
         fake.close()
+
+
+async def test_signals_are_listed_newest_candle_first_whatever_order_they_were_stored_in(fake: FakeApi) -> None:
+    app = make_app(fake)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await wait_ready(pilot)
+        await pilot.press("3")
+        trader = fake.state["traders"][0]
+        later = make_signal(9, trader, "SOLUSDT", candle_time=1_714_566_060_000)  # 12:21, stored first
+        earlier = make_signal(10, trader, "ADAUSDT", candle_time=1_714_566_000_000)  # 12:20, stored after it
+        for signal in (later, earlier):
+            await asyncio.to_thread(fake.emit, "signal_created", signal)
+        await wait_for(pilot, lambda: len(table_rows(app, "signals-table")) == 4, "the new signals")
+        assert [row[2] for row in table_rows(app, "signals-table")[:2]] == ["SOLUSDT", "ADAUSDT"]

@@ -35,7 +35,8 @@ class SignalsPanel(Vertical):
         rows = {}
         engine = state.status
         signals_only = bool(engine) and not engine.get("auto_trading") and not engine.get("ai_analysis")
-        for s in state.signals[:SHOWN]:
+        # Newest candle first: the first checks after a start cover older candles than later ones.
+        for s in sorted(state.signals[:SHOWN], key=lambda s: s.get("candle_time") or 0, reverse=True):
             confidence = s.get("confidence")
             status = str(s.get("status", ""))
             if status == "pending" and signals_only:
