@@ -13,6 +13,10 @@ A worker is a plain (threaded) actor running one call at a time: Ray runs its me
 thread that executes tasks, where an async actor hands every call over to its event-loop
 thread and waits for it there, one more thread to wake per batch.  The filter budgets are
 checked between operations (`aitrader.filters`), not by signals, so they hold on any thread.
+
+The evaluation core (`aitrader.checks`: numpy, the filter compiler) is imported by the worker
+itself, not by this module: Ray imports an actor's module in every process that receives a
+handle to it (the scheduler, the supervisor, the API replica), and those never evaluate.
 """
 
 from __future__ import annotations
@@ -21,11 +25,12 @@ import gc
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from aitrader.checks import CheckResult, CheckRunner, ShardFrame, decode_checks, encode_batch
+if TYPE_CHECKING:
+    from aitrader.checks import ShardFrame
 
 
 def default_pool_size() -> int:
@@ -39,6 +44,8 @@ class FilterWorker:
 
     def __init__(self, worker_id: int = 0, cache_size: int = 256, time_budget_s: float = 2.0,
                  frame_cache_size: int = 16) -> None:
+        from aitrader.checks import CheckRunner
+
         self.worker_id = worker_id
         gc.freeze()  # what start-up built lives for good: keep it out of full collections
         self.runner = CheckRunner(cache_size, time_budget_s)
@@ -61,6 +68,8 @@ class FilterWorker:
         """Run the checks of ``batch`` (`encode_batch`), returning their results the same way;
         ``frames[n]`` is the frame of (shard index, timeframe) ``keys[n]``, ``frame_ids[n]``
         its object id, and ``routes`` maps each trader to the shard indexes holding its symbols."""
+        from aitrader.checks import CheckResult, decode_checks, encode_batch
+
         started_s = time.time()  # wall time, as the scheduler's trigger times
         checks = decode_checks(batch)
         resolved: dict[tuple[int, str], ShardFrame] = {}
@@ -88,6 +97,8 @@ class FilterWorker:
                 "evaluations": self.runner.evaluations}
 
     def _frame(self, frame_id: str, frame: Any) -> ShardFrame:
+        from aitrader.checks import ShardFrame
+
         cached = self._frames.get(frame_id)
         if cached is not None:
             self._counters["frame_hits"] += 1

@@ -5,6 +5,10 @@ The schedule itself is `aitrader.scheduling.CheckScheduler`; this shell wires ha
 three loops (dispatch, interval tick, shard health poll) and rebuilds its traders from storage
 on start — every public method starts it lazily, so a restarted actor resumes on its own.
 Sending checks to the workers (batches, frames, routes) is `actors.check_dispatch`.
+
+That, the filter compiler and the tables are imported by the scheduler itself (in its
+constructor or where they are used), not by this module: Ray imports an actor's module in every
+process that receives a handle to it (each stream shard, the supervisor, the API replica).
 """
 
 from __future__ import annotations
@@ -14,19 +18,19 @@ import contextlib
 import gc
 import logging
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from actors.check_dispatch import CheckDispatcher, Sending
-from aitrader.checks import CheckResult
-from aitrader.config import Settings
-from aitrader.filters import FilterError, compile_filter
-from aitrader.models import Signal, Trader, TraderStatus
+from aitrader.models.enums import TraderStatus
 from aitrader.scheduling import CheckScheduler, CheckTrader, ClosedCandle, MarketClock, TraderPlan
-from aitrader.signals import signals_from_result
-from aitrader.storage import NotFound
 from aitrader.views import signal_view, trader_view
+
+if TYPE_CHECKING:
+    from actors.check_dispatch import Sending
+    from aitrader.checks import CheckResult
+    from aitrader.config import Settings
+    from aitrader.models import Signal, Trader
 
 log = logging.getLogger("aitrader.scheduler")
 
@@ -64,6 +68,8 @@ class Scheduler:
         subscribe_shards: bool = True,
         analyst: Any = None,
     ) -> None:
+        from actors.check_dispatch import CheckDispatcher
+
         self.settings = settings
         self._store, self._events, self._executor = store, events, executor
         self._analyst = analyst  # with ENABLE_AI_ANALYSIS, signals go to the analyst, which decides entries
@@ -151,6 +157,8 @@ class Scheduler:
 
     async def upsert_trader(self, trader_id: str) -> dict[str, Any]:
         """Reload one trader from storage and (re)schedule it, or unschedule it if inactive or gone."""
+        from aitrader.storage import NotFound
+
         await self.start()
         try:
             trader = await self._call("get_trader", trader_id)
@@ -177,6 +185,8 @@ class Scheduler:
         return queued
 
     def _schedule(self, trader: Trader) -> dict[str, Any]:
+        from aitrader.filters import FilterError, compile_filter
+
         if trader.status is not TraderStatus.ACTIVE:
             self._forget(trader.id)
             return {"ok": True, "scheduled": False, "error": None}
@@ -300,9 +310,9 @@ class Scheduler:
                            if not self._complete(check, result)]
                 if storing:
                     await asyncio.gather(*storing)
-                first = results[0] if results else CheckResult("", "", [], 0.0)
-                self.dispatch.stages.record([c.triggered_s for c in checks], dispatched_s, first.started_s,
-                                            first.elapsed_ms, replied_s, self.core.clock.wall_s())
+                started_s, elapsed_ms = (results[0].started_s, results[0].elapsed_ms) if results else (0.0, 0.0)
+                self.dispatch.stages.record([c.triggered_s for c in checks], dispatched_s, started_s,
+                                            elapsed_ms, replied_s, self.core.clock.wall_s())
         finally:
             self._checks_in_flight -= len(checks)
             self._wake.set()
@@ -332,6 +342,8 @@ class Scheduler:
             self.core.finish(check, seen)
 
     async def _store_signals(self, trader: Trader, result: CheckResult) -> tuple[list[Signal], list[bool]]:
+        from aitrader.signals import signals_from_result
+
         signals = signals_from_result(result, trader.user_id)
         if not signals:
             return [], []

@@ -5,6 +5,9 @@ fans the feed's events out without ever blocking its socket reader: candle close
 scheduler, prices to the monitor and executor, tickers and feed health to the event hub.
 A candle-close notice carries references to the shard's frames of the closed intervals, put
 in the object store right then, so the checks it triggers need no request back to the shard.
+
+The feed client (httpx, websockets, numpy buffers) is imported by the shard itself, not by this
+module: Ray imports an actor's module in every process that receives a handle to it.
 """
 
 from __future__ import annotations
@@ -15,21 +18,21 @@ import gc
 import logging
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from aitrader.market import (
+from aitrader.market.events import (
     Backfilled,
     CandleClosed,
     Connected,
     Disconnected,
-    FeedConfig,
     GapDetected,
-    MarketFeed,
-    MarketFrame,
     PriceUpdated,
 )
+
+if TYPE_CHECKING:
+    from aitrader.market import MarketFrame
 
 log = logging.getLogger("aitrader.stream")
 
@@ -58,6 +61,8 @@ class StreamShard:
         events: Any = None,
         capacity: int = 250,
     ) -> None:
+        from aitrader.market.feed import FeedConfig, MarketFeed
+
         self.shard_id = shard_id
         self.feed = MarketFeed(
             FeedConfig(stream_url=stream_url, api_url=api_url, intervals=tuple(intervals), capacity=capacity),

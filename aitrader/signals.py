@@ -7,13 +7,17 @@ so a retried check, a duplicate candle notice or a restarted scheduler cannot du
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from aitrader.checks import CheckResult
-from aitrader.models import Signal
+if TYPE_CHECKING:
+    from aitrader.checks import CheckResult
+    from aitrader.models import Signal
 
 
 def signals_from_result(result: CheckResult, user_id: str) -> list[Signal]:
     """One entry signal per matched symbol, for the newest closed candle that was evaluated."""
+    from aitrader.models import Signal  # the table (SQLAlchemy) loads with the first check that ran
+
     signals: list[Signal] = []
     if result.error is not None:
         return signals

@@ -4,14 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aitrader.models import Order, Position, Signal, Trader, normalize
+if TYPE_CHECKING:  # the views read the rows they are given; importing the tables costs SQLAlchemy
+    from aitrader.models import Order, Position, Signal, Trader
 
 
 def money(value: Decimal | None) -> str | None:
-    """A decimal as plain text (``0.00000001``, never ``1E-8``); None stays None."""
-    return None if value is None else format(normalize(value), "f")
+    """A decimal as plain text (``0.00000001``, never ``1E-8``); None stays None.
+
+    Trailing zeros go as in `aitrader.models.normalize`, which is not imported here: it lives
+    beside the SQLAlchemy column types, and the monitor formats prices without any table.
+    """
+    if value is None:
+        return None
+    if value == value.to_integral_value():
+        return format(value.quantize(Decimal(1)), "f")
+    return format(value.normalize(), "f")
 
 
 def when(value: datetime | None) -> str | None:

@@ -1,22 +1,45 @@
-"""Market data: Binance wire decoding, candle ring buffers and the stream feed client."""
+"""Market data: Binance wire decoding, candle ring buffers and the stream feed client.
 
-from aitrader.market.buffers import BackfillResult, MarketBuffers, MarketFrame, TickerSnapshot
-from aitrader.market.candles import FIELDS, Applied, CandleBuffer
-from aitrader.market.errors import BackfillError, MalformedFrameError, MarketDataError, StreamLimitError
-from aitrader.market.event_queue import DropOldestQueue
-from aitrader.market.events import (
-    Backfilled,
-    CandleClosed,
-    Connected,
-    Disconnected,
-    FeedHealth,
-    GapDetected,
-    MarketEvent,
-    PriceUpdated,
-    SubscriptionRejected,
-)
-from aitrader.market.feed import FeedConfig, MarketFeed
-from aitrader.market.pacing import Backoff, TokenBucket
+The names load on first use. The feed client pulls in httpx and websockets (httpx imports its
+command-line tool's click, rich and pygments too) and the buffers numpy: a process that only
+needs the event types, or that holds a handle to a stream shard, pays for neither.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from aitrader.market.buffers import BackfillResult, MarketBuffers, MarketFrame, TickerSnapshot
+    from aitrader.market.candles import FIELDS, Applied, CandleBuffer
+    from aitrader.market.errors import BackfillError, MalformedFrameError, MarketDataError, StreamLimitError
+    from aitrader.market.event_queue import DropOldestQueue
+    from aitrader.market.events import (
+        Backfilled,
+        CandleClosed,
+        Connected,
+        Disconnected,
+        FeedHealth,
+        GapDetected,
+        MarketEvent,
+        PriceUpdated,
+        SubscriptionRejected,
+    )
+    from aitrader.market.feed import FeedConfig, MarketFeed
+    from aitrader.market.pacing import Backoff, TokenBucket
+
+_HOMES = {
+    **dict.fromkeys(("BackfillResult", "MarketBuffers", "MarketFrame", "TickerSnapshot"), "aitrader.market.buffers"),
+    **dict.fromkeys(("FIELDS", "Applied", "CandleBuffer"), "aitrader.market.candles"),
+    **dict.fromkeys(("BackfillError", "MalformedFrameError", "MarketDataError", "StreamLimitError"),
+                    "aitrader.market.errors"),
+    "DropOldestQueue": "aitrader.market.event_queue",
+    **dict.fromkeys(("Backfilled", "CandleClosed", "Connected", "Disconnected", "FeedHealth", "GapDetected",
+                     "MarketEvent", "PriceUpdated", "SubscriptionRejected"), "aitrader.market.events"),
+    **dict.fromkeys(("FeedConfig", "MarketFeed"), "aitrader.market.feed"),
+    **dict.fromkeys(("Backoff", "TokenBucket"), "aitrader.market.pacing"),
+}
 
 __all__ = [
     "FIELDS", "Applied", "Backfilled", "BackfillError", "BackfillResult", "Backoff", "CandleBuffer",
@@ -25,3 +48,16 @@ __all__ = [
     "MarketFeed", "MarketFrame", "PriceUpdated", "StreamLimitError", "SubscriptionRejected",
     "TickerSnapshot", "TokenBucket",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'aitrader.market' has no attribute {name!r}")
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

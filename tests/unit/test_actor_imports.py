@@ -1,0 +1,65 @@
+"""Importing an actor's module stays cheap: Ray imports it in every process that receives a
+handle to the actor (a shard holds the scheduler's, the scheduler the workers' and shards'), so
+the heavy libraries load only in the actor's own process, when it is constructed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from decimal import Decimal
+
+import pytest
+
+import aitrader.market
+import aitrader.models
+from aitrader.views import money
+
+HEAVY = ("sqlalchemy", "sqlmodel", "httpx", "websockets", "numpy", "pydantic_settings", "scipy")
+
+
+def _loaded_after(statement: str) -> set[str]:
+    """Top-level packages of ``HEAVY`` that ``statement`` imports, run in a fresh interpreter."""
+    script = (
+        "import sys\n"
+        f"{statement}\n"
+        f"print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    return {name for name in result.stdout.strip().split(",") if name}
+
+
+@pytest.mark.parametrize("module", ["actors.scheduler", "actors.stream", "actors.filter_pool", "actors.events"])
+def test_actor_module_imports_no_heavy_library(module: str) -> None:
+    assert _loaded_after(f"import {module}") == set()
+
+
+def test_enums_and_event_types_load_without_the_tables_or_the_feed_client() -> None:
+    loaded = _loaded_after(
+        "from aitrader.models import TraderStatus, PositionStatus, Fill\n"
+        "from aitrader.market import CandleClosed, PriceUpdated, MarketDataError\n"
+        "import aitrader.views, aitrader.signals"
+    )
+    assert loaded == set()
+
+
+def test_the_feed_client_loads_its_libraries_when_asked_for() -> None:
+    assert {"httpx", "websockets"} <= _loaded_after("from aitrader.market import MarketFeed")
+    assert {"sqlalchemy", "sqlmodel"} <= _loaded_after("from aitrader.models import Trader")
+
+
+@pytest.mark.parametrize("package", [aitrader.models, aitrader.market])
+def test_every_exported_name_resolves_and_unknown_names_fail(package: object) -> None:
+    names = package.__all__  # type: ignore[attr-defined]
+    assert all(getattr(package, name) is not None for name in names)
+    assert sorted(names) == dir(package)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        package.no_such_name  # type: ignore[attr-defined]  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    "value", ["0", "1", "1.500", "100", "1E+2", "1.0E+3", "0.00000001", "1E-8", "-2.50", "123456789.123456789000"]
+)
+def test_money_formats_as_the_models_normalize_does(value: str) -> None:
+    amount = Decimal(value)
+    assert money(amount) == format(aitrader.models.normalize(amount), "f")
