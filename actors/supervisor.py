@@ -24,6 +24,8 @@ WATCH_INTERVAL_S = 1.0
 STATUS_INTERVAL_S = 2.0
 HEARTBEAT_INTERVAL_S = 10.0
 PING_TIMEOUT_S = 5.0
+#: How long `Supervisor.handle` waits for the graph to be built.
+HANDLE_WAIT_S = 60.0
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=100)
@@ -119,9 +121,26 @@ class Supervisor:
         return self._markets
 
     async def handles(self) -> dict[str, Any]:
-        """The named handles, for the API and tests."""
+        """The named handles, for tests."""
         assert self.graph is not None, "the engine has not started"
         return self.graph.named()
+
+    async def handle(self, name: str, wait_s: float = HANDLE_WAIT_S) -> Any:
+        """The current handle of one actor of the graph (``store``, ``events``, ``executor`` ...).
+
+        The API asks for each handle the first time it needs it, so it can be deployed before the
+        graph exists (it waits up to ``wait_s`` for it), and a process only loads the actor classes
+        it talks to (unpickling a handle imports its actor's module).
+        """
+        deadline = time.monotonic() + wait_s
+        while self.graph is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if self.graph is None:
+            raise RuntimeError(f"the engine's actors do not exist yet (asked for {name!r})")
+        named = self.graph.named()
+        if named.get(name) is None:
+            raise KeyError(f"the engine has no actor {name!r}; it has {sorted(k for k, v in named.items() if v)}")
+        return named[name]
 
     async def shutdown(self, timeout_s: float = 25.0) -> dict[str, Any]:
         """Stop taking checks, let in-flight work finish, flush the store, stop the actors."""

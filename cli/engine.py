@@ -147,12 +147,16 @@ def start_local_exchange(speed: float, say: Any) -> Any:
 
 def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any,
                  exchange: Any = None) -> dict[str, Any]:
-    """Create the supervisor and its graph, and the API; return handles.
+    """Create the supervisor and its graph, and the API; return the supervisor's handle.
 
     ``exchange`` is the in-process local exchange (`start_local_exchange`) when the feed is
-    local. Serve's controller and proxy start in a thread while the actor graph comes up: both
-    are a few Ray worker processes whose start-up is mostly waiting, so doing them side by side
-    takes seconds off ``aitrader up``.
+    local. Serve's controller starts, and the API is deployed on it, in threads beside the actor
+    graph's start: those are Ray worker processes whose start-up is partly waiting, so side by side
+    they take seconds off ``aitrader up``. The API gets only the supervisor's handle and asks it for
+    the other actors' handles when it needs them, so it does not wait for the graph, and this
+    process never unpickles those handles (which imports every actor's module: a second of CPU).
+    The API stays honest: ``/health`` is 503, naming what is still starting, until every actor is
+    up and wired (`Supervisor.starting`).
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -166,31 +170,21 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
         serve_started = pool.submit(_start_serve, port)
         supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
             settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
-        api_deployed = None
+        say(f"starting the API on port {port}")
+        api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor)
         for ref in supervisor.start.remote():
             say(_get(ref, 600))
-            if api_deployed is None:
-                # The graph exists after the first line: the API is deployed while the actors start
-                # (`_deploy_api`); its /health answers 503 until the supervisor says they are wired.
-                handles = _get(supervisor.handles.remote(), 30)
-                say(f"starting the API on port {port}")
-                api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor, handles)
-        assert api_deployed is not None, "the supervisor reported no progress"
         api_deployed.result(timeout=300)
     wait_healthy(f"http://127.0.0.1:{port}", 60)
-    return {"supervisor": supervisor, "exchange": exchange, **handles}
+    return {"supervisor": supervisor, "exchange": exchange}
 
 
-def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any, handles: dict[str, Any]) -> None:
-    """Deploy the API as soon as Serve is up, beside the actors' start-up: both are processes that
-    spend much of their start waiting, so side by side they take seconds off ``aitrader up``. The
-    API stays honest: ``/health`` is 503, naming what is still starting, until every actor is up
-    and wired (`Supervisor.starting`)."""
+def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any) -> None:
+    """Deploy the API as soon as Serve's controller is up, whatever the actor graph's progress."""
     from serve.deployment import start_api
 
     serve_started.result(timeout=300)
-    start_api(settings, port, store=handles["store"], events=handles["events"], supervisor=supervisor,
-              executor=handles["executor"], scheduler=handles["scheduler"], start_serve=False)
+    start_api(settings, port, supervisor=supervisor, start_serve=False)
 
 
 def _start_serve(port: int) -> None:

@@ -1,7 +1,8 @@
 """What the API needs from the engine: `EngineBackend`, over Ray actors or in-process.
 
-`RayBackend` holds the handles of the named actors (passed in by Serve's ``.bind()``
-composition; a handle to a restartable named actor stays valid across restarts).
+`RayBackend` holds the handles of the named actors: passed in by Serve's ``.bind()``
+composition, or asked of the supervisor the first time each is needed (a handle to a restartable
+named actor stays valid across restarts; one to an actor the supervisor replaced is asked again).
 `LocalBackend` runs the same calls in-process — a real `SQLStorage`, a real `EventLog` and
 small recording fakes for the executor and scheduler — so the FastAPI app is testable without Ray.
 """
@@ -44,19 +45,47 @@ class EngineBackend(Protocol):
 
 
 class RayBackend:
-    """`EngineBackend` over actor handles; the supervisor, executor and scheduler are optional."""
+    """`EngineBackend` over actor handles.
+
+    Handles not given are asked of the ``supervisor`` on first use (`Supervisor.handle`), so the
+    API can be deployed while the supervisor is still building the graph, and the replica imports
+    an actor's module (which unpickling its handle does) only once it talks to that actor. Without
+    a supervisor, ``store`` and ``events`` are needed; the executor and scheduler are optional.
+    """
 
     def __init__(
         self,
         *,
-        store: Any,
-        events: Any,
+        store: Any = None,
+        events: Any = None,
         supervisor: Any = None,
         executor: Any = None,
         scheduler: Any = None,
     ) -> None:
-        self._store, self._events = store, events
-        self._supervisor, self._executor, self._scheduler = supervisor, executor, scheduler
+        if supervisor is None and (store is None or events is None):
+            raise ValueError("RayBackend needs the store and events handles, or the supervisor's to ask for them")
+        self._supervisor = supervisor
+        self._handles: dict[str, Any] = {"store": store, "events": events, "executor": executor,
+                                         "scheduler": scheduler}
+        self._given = {name for name, handle in self._handles.items() if handle is not None}
+
+    async def _actor(self, name: str) -> Any:
+        """The handle of ``name``, asked of the supervisor the first time (None: no such actor)."""
+        handle = self._handles.get(name)
+        if handle is None and self._supervisor is not None and name not in self._given:
+            handle = self._handles[name] = await self._supervisor.handle.remote(name)
+        return handle
+
+    async def _call(self, name: str, method: str, *args: Any, **kwargs: Any) -> Any:
+        handle = await self._actor(name)
+        if handle is None:
+            raise EngineUnavailable(f"the {name} is not running; start the engine with `aitrader up`")
+        try:
+            return await getattr(handle, method).remote(*args, **kwargs)
+        except Exception as exc:
+            if name not in self._given and _actor_died(exc):
+                self._handles[name] = None  # the supervisor replaces a dead actor: ask for the new one
+            raise
 
     async def status(self) -> dict[str, Any] | None:
         return None if self._supervisor is None else await self._supervisor.status.remote()
@@ -68,31 +97,34 @@ class RayBackend:
         return [] if self._supervisor is None else await self._supervisor.markets.remote()
 
     async def store(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return await self._store.call.remote(method, *args, **kwargs)
+        return await self._call("store", "call", method, *args, **kwargs)
 
     async def events_since(self, seq: int, channels: list[str] | None, timeout: float, limit: int) -> EventBatch:
-        return await self._events.since.remote(seq, channels, timeout, limit)
+        return await self._call("events", "since", seq, channels, timeout, limit)
 
     async def last_seq(self) -> int:
-        return await self._events.last_seq.remote()
+        return await self._call("events", "last_seq")
 
     async def submit_order(self, request: dict[str, Any]) -> dict[str, Any]:
-        if self._executor is None:
-            raise EngineUnavailable("the executor is not running; start the engine with `aitrader up`")
-        return await self._executor.submit_order.remote(request)
+        return await self._call("executor", "submit_order", request)
 
     async def close_position(self, position_id: str, reason: str = "manual") -> dict[str, Any]:
-        if self._executor is None:
-            raise EngineUnavailable("the executor is not running; start the engine with `aitrader up`")
-        return await self._executor.close_position.remote(position_id, reason)
+        return await self._call("executor", "close_position", position_id, reason)
 
     async def trader_changed(self, trader_id: str) -> None:
-        if self._scheduler is not None:
-            await self._scheduler.upsert_trader.remote(trader_id)
+        if await self._actor("scheduler") is not None:
+            await self._call("scheduler", "upsert_trader", trader_id)
 
     async def trader_removed(self, trader_id: str) -> None:
-        if self._scheduler is not None:
-            await self._scheduler.remove_trader.remote(trader_id)
+        if await self._actor("scheduler") is not None:
+            await self._call("scheduler", "remove_trader", trader_id)
+
+
+def _actor_died(exc: Exception) -> bool:
+    """Whether ``exc`` says the actor is gone for good (Ray's ``ActorDiedError``), not restarting."""
+    from ray.exceptions import ActorDiedError
+
+    return isinstance(exc, ActorDiedError)
 
 
 class LocalBackend:

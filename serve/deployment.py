@@ -108,8 +108,8 @@ def start_api(
     settings: Settings,
     port: int,
     *,
-    store: Any,
-    events: Any,
+    store: Any = None,
+    events: Any = None,
     supervisor: Any = None,
     executor: Any = None,
     scheduler: Any = None,
@@ -121,10 +121,14 @@ def start_api(
     """Deploy the API on Serve, listening on ``host:port`` (``::`` reaches IPv4 and IPv6) of this node.
 
     ``aitrader up`` may call `start_serve_proxy` itself and pass ``start_serve=False``; otherwise this
-    starts Serve. Blocks until the app is running.
+    starts Serve. Blocks until the app is running. Given the ``supervisor``, the replica asks it for
+    the handles not given here when it first needs each (`serve.backend.RayBackend`): then the API
+    can be deployed before the actor graph exists.
     """
     if start_serve:
         start_serve_proxy(port, host)
+    if supervisor is None and (store is None or events is None):
+        raise ValueError("start_api needs the store and events handles, or the supervisor's")
     handles = {"store": store, "events": events, "supervisor": supervisor, "executor": executor,
                "scheduler": scheduler}
     pinned = ApiIngress.options(ray_actor_options=replica_options(this_node_ip())["ray_actor_options"])  # type: ignore[attr-defined]  # added by @serve.deployment
