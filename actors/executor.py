@@ -25,6 +25,7 @@ from actors.remote_storage import RemoteStorage
 from aitrader.config import Settings
 from aitrader.models import Signal, Trader, TradingMode
 from aitrader.storage.base import Storage
+from aitrader.storage.wire import decode_results, encode_writes
 from aitrader.trading import PaperBroker, rules_from_exchange_info
 from aitrader.trading.errors import TemporaryError
 from aitrader.trading.execution import ExecutionService, PriceCache
@@ -89,8 +90,9 @@ class Executor:
             mode = TradingMode.PAPER
             # Paper only: orders from memory, each fill's writes as one synchronous Store message.
             # Only the last write's result (a close's) is used: the others are not sent back.
-            storage = cast(Storage, OrderCache(storage, settings.user_id, write_many=lambda writes: ray.get(
-                store.call_many.remote(writes, last_only=True), timeout=_STORE_TIMEOUT_S)))
+            # They travel as msgpack (see aitrader.storage.wire): pickling table models costs more.
+            storage = cast(Storage, OrderCache(storage, settings.user_id, write_many=lambda writes: decode_results(
+                ray.get(store.call_many.remote(encode_writes(writes), last_only=True), timeout=_STORE_TIMEOUT_S))))
             broker = PaperBroker(
                 user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
                 starting_balance=Decimal(str(settings.paper_starting_balance)),

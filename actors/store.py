@@ -28,6 +28,7 @@ from aitrader.config import Settings
 from aitrader.models import PositionStatus
 from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
+from aitrader.storage.wire import decode_writes, encode_results
 
 log = logging.getLogger("aitrader.store")
 
@@ -98,17 +99,23 @@ class Store:
                 self._drain()
             return self._apply(method, args, kwargs)
 
-    def call_many(self, writes: list[Write], last_only: bool = False) -> list[Any]:
+    def call_many(self, writes: list[Write] | bytes, last_only: bool = False) -> list[Any] | bytes:
         """Apply several writes in order, now (one message for, e.g., a fill's order, balances and close).
 
         Returns their results, in order; with ``last_only`` only the last one (as a one-item list),
-        so rows the caller does not need are not sent back.
+        so rows the caller does not need are not sent back. Writes given as an `encode_writes`
+        message (bytes) are answered with an `encode_results` message.
 
         With a SQL backend they are ONE transaction, committed before this returns (or none is, and
         the error is raised). A retry after a Store restart re-applies them: a retried create that
         finds its row already committed falls back to the write-by-write path, where it answers the
         stored row; the other writes a broker sends this way are idempotent.
         """
+        if isinstance(writes, bytes):
+            return encode_results(self._call_many(decode_writes(writes), last_only))
+        return self._call_many(writes, last_only)
+
+    def _call_many(self, writes: list[Write], last_only: bool) -> list[Any]:
         for method, _args, _kwargs in writes:
             if method not in ALLOWED:
                 raise AttributeError(f"Storage has no method {method!r}")

@@ -379,7 +379,8 @@ class SQLStorage:
                 if stored is None:
                     raise NotFound(f"no position with id {position_id!r}")
                 self._commit(session)  # one transaction: the read sees this close, not a later one
-                return Position.model_validate(dict(stored)), closed is not None
+                # The stored row, validated when it was written (as a load through the ORM is not).
+                return Position.model_construct(**stored), closed is not None
 
         return self._guard(action)
 

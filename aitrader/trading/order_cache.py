@@ -73,7 +73,8 @@ class OrderCache:
         cached = self._by_client_id.get(self._client_id_of.get(order_id, ""))
         if self._batch is None or cached is None:
             return self._remember(self._storage.update_order(order_id, **changes))
-        merged = self._remember(Order.model_validate({**cached.model_dump(), **changes, "updated_at": utcnow()}))
+        # Not validated here: the batch's write is, by storage, before anything is committed.
+        merged = self._remember(Order.model_construct(**{**cached.model_dump(), **changes, "updated_at": utcnow()}))
         for index, (method, args, _kwargs) in enumerate(self._batch):
             if method == "create_order" and args[0].id == order_id:  # not stored yet: store the final row once
                 self._batch[index] = ("create_order", (merged,), {})

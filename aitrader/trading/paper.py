@@ -335,8 +335,9 @@ class PaperBroker:
             amounts = (self._free.get(asset, _ZERO), self._locked.get(asset, _ZERO))
             if self._stored.get(asset) != amounts:
                 self._stored[asset] = amounts
-                changed.append(Balance.model_validate({"user_id": self.user_id, "asset": asset, "free": amounts[0],
-                                                       "locked": amounts[1]}))
+                # Exact Decimals computed here; storage checks the amounts it writes.
+                changed.append(Balance.model_construct(user_id=self.user_id, asset=asset, free=amounts[0],
+                                                       locked=amounts[1]))
         if changed:
             self.storage.update_balances(self.user_id, changed)
 
