@@ -53,6 +53,8 @@ class Candle:
 
 def combine(parts: list[Agg]) -> Agg:
     """Aggregate consecutive spans: first open, max high, min low, last close, summed volumes."""
+    if len(parts) == 1:  # most candles are one span of a day's minutes: nothing to combine
+        return parts[0]
     traded = [p for p in parts if p.trades > 0]
     return Agg(
         open=parts[0].open,
@@ -147,10 +149,11 @@ class SyntheticMarket:
         block = self._path.day_block(symbol, day)
         day_base = (day + EPOCH_DAY) * MAX_TRADES_PER_DAY
         trades = int(block.cum_trades[b] - block.cum_trades[a])
+        one = b == a + 1  # a 1m candle: index, rather than reduce a one-element slice
         return Agg(
             open=int(block.open[a]),
-            high=int(block.high[a:b].max()),
-            low=int(block.low[a:b].min()),
+            high=int(block.high[a] if one else block.high[a:b].max()),
+            low=int(block.low[a] if one else block.low[a:b].min()),
             close=int(block.close[b - 1]),
             volume=int(block.cum_volume[b] - block.cum_volume[a]),
             quote_volume=int(block.cum_quote[b] - block.cum_quote[a]),

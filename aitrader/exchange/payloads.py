@@ -13,7 +13,10 @@ _UNIT = Decimal(UNIT)
 
 def units(value: int) -> str:
     """A 1e-8-unit integer volume as Binance's 8-decimal string."""
-    return f"{Decimal(value) / _UNIT:.8f}"
+    if value < 0:
+        return f"{Decimal(value) / _UNIT:.8f}"
+    whole, fraction = divmod(value, UNIT)  # the same digits as the Decimal division, four times faster
+    return f"{whole}.{fraction:08d}"
 
 
 def d8(value: Decimal) -> str:
