@@ -1,7 +1,11 @@
 """Executor actor: holds an `ExecutionService` over a paper or live broker; every call is idempotent,
 so Ray may retry any of them on a restarted executor (``max_task_retries=-1``).
 
-Money writes are committed by the Store before a call answers. Events and the Monitor's
+Money writes are committed by the Store before a call answers. On the paper close path they reach
+the Store over a Unix socket when it runs on this machine (`aitrader.storage.local_channel`), and
+this actor answers the Monitor's closes there too: a Ray call costs ~2 ms one way on a small
+machine. A failed local call is made again as a Ray call (every call sent that way is idempotent).
+Since those requests run on a channel thread, every method takes the actor's lock. Events and the Monitor's
 track/untrack notices are fire-and-forget: they go through an outbox that a background thread
 sends (events batched into one `publish_many`, in order), so a close answers without paying for
 their submission.
@@ -14,6 +18,7 @@ import logging
 import os
 import queue
 import threading
+import time
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -25,7 +30,8 @@ from actors.remote_storage import RemoteStorage
 from aitrader.config import Settings
 from aitrader.models import Signal, Trader, TradingMode
 from aitrader.storage.base import Storage
-from aitrader.storage.wire import decode_results, encode_writes
+from aitrader.storage.local_channel import LocalChannelError, LocalClient, LocalServer
+from aitrader.storage.wire import Write, decode_close_request, decode_results, encode_view, encode_writes
 from aitrader.trading import PaperBroker, rules_from_exchange_info
 from aitrader.trading.errors import TemporaryError
 from aitrader.trading.execution import ExecutionService, PriceCache
@@ -38,6 +44,8 @@ log = logging.getLogger("aitrader.executor")
 _HTTP_TIMEOUT_S = 10.0
 #: A Store restarting on a loaded machine can take long; a money write is waited for, never dropped.
 _STORE_TIMEOUT_S = 120.0
+#: How long to wait before asking the Store for its local channel again (after none was usable).
+_CHANNEL_RETRY_S = 5.0
 
 
 def _get_json(url: str, **params: str) -> Any:
@@ -76,6 +84,10 @@ class Executor:
         self._settings = settings
         self._events = events
         self._monitor = monitor
+        self._store = store
+        self._lock = threading.RLock()
+        self._store_client: LocalClient | None = None
+        self._store_channel_at = 0.0
         self._reconcile_error: str | None = None
         self._outbox: queue.SimpleQueue[tuple[str, str, dict[str, Any]] | Callable[[], None]] = queue.SimpleQueue()
         threading.Thread(target=self._send_outbox, name="executor-outbox", daemon=True).start()
@@ -90,9 +102,7 @@ class Executor:
             mode = TradingMode.PAPER
             # Paper only: orders from memory, each fill's writes as one synchronous Store message.
             # Only the last write's result (a close's) is used: the others are not sent back.
-            # They travel as msgpack (see aitrader.storage.wire): pickling table models costs more.
-            storage = cast(Storage, OrderCache(storage, settings.user_id, write_many=lambda writes: decode_results(
-                ray.get(store.call_many.remote(encode_writes(writes), last_only=True), timeout=_STORE_TIMEOUT_S))))
+            storage = cast(Storage, OrderCache(storage, settings.user_id, write_many=self._write_many))
             broker = PaperBroker(
                 user_id=settings.user_id, rules=rules, price_source=prices, storage=storage,
                 starting_balance=Decimal(str(settings.paper_starting_balance)),
@@ -118,8 +128,47 @@ class Executor:
         )
         for position in self._service.restore():  # including positions opened for fills found on restart
             self._track(position)
+        self._store_channel()
+        self._channel = LocalServer(self._local_close, name="executor")
         gc.collect()
         gc.freeze()  # what start-up built (rules, cached orders) lives for good: keep it out of collections
+
+    # -- the Store, over the local channel when it is on this machine ---------------------------
+
+    def _write_many(self, writes: list[Write]) -> list[Any]:
+        """One paper operation's writes as one Store message (msgpack: pickling table models costs more),
+        committed before this returns; only the last write's result comes back."""
+        message = encode_writes(writes)
+        client = self._store_channel()
+        if client is not None:
+            try:
+                return decode_results(client.call(message))
+            except LocalChannelError as error:
+                log.warning("the Store's local channel failed, sending the writes as a Ray call: %s", error)
+                self._store_client = None
+        answer = ray.get(self._store.call_many.remote(message, last_only=True), timeout=_STORE_TIMEOUT_S)
+        return decode_results(answer)
+
+    def _store_channel(self) -> LocalClient | None:
+        if self._store_client is None and time.monotonic() >= self._store_channel_at:
+            self._store_channel_at = time.monotonic() + _CHANNEL_RETRY_S
+            try:
+                node, path = ray.get(self._store.local_address.remote(), timeout=10)
+                if node == ray.get_runtime_context().get_node_id():
+                    self._store_client = LocalClient(path, timeout_s=_STORE_TIMEOUT_S)
+            except Exception as error:  # a Store elsewhere, or restarting: Ray calls, and ask again later
+                log.info("no local channel to the Store, writes go as Ray calls: %s", error)
+        return self._store_client
+
+    def _local_close(self, message: bytes) -> bytes:
+        """A close sent by the Monitor over this actor's local channel: ``[position id, reason, trigger price]``."""
+        return encode_view(self.close_position(*decode_close_request(message)))
+
+    def local_address(self) -> tuple[str, str]:
+        """(Ray node id, Unix socket path) where a Monitor on this node can send closes without a Ray call."""
+        return ray.get_runtime_context().get_node_id(), self._channel.path
+
+    # -- notices --------------------------------------------------------------------------------
 
     def _publish(self, channel: str, type: str, data: dict[str, Any]) -> None:
         self._outbox.put((str(channel), type, data))
@@ -188,17 +237,19 @@ class Executor:
 
     def submit_order(self, request: dict[str, Any]) -> dict[str, Any]:
         """Place a manual order (see `ExecutionService.submit_manual`); a fill opens a watched position."""
-        answer = self._service.submit_manual(request)
+        with self._lock:
+            answer = self._service.submit_manual(request)
         self._track(answer.get("position"))
         return answer
 
     def open_from_signal(self, signal: dict[str, Any], trader: dict[str, Any]) -> dict[str, Any] | None:
         """Auto-trade an entry signal (JSON views or model dumps of the signal and its trader)."""
         user_id = self._settings.user_id
-        position = self._service.open_from_signal(
-            Signal.model_validate(_model_fields(Signal, signal, user_id)),
-            Trader.model_validate(_model_fields(Trader, trader, user_id)),
-        )
+        with self._lock:
+            position = self._service.open_from_signal(
+                Signal.model_validate(_model_fields(Signal, signal, user_id)),
+                Trader.model_validate(_model_fields(Trader, trader, user_id)),
+            )
         self._track(position)
         return position
 
@@ -209,19 +260,25 @@ class Executor:
         this actor, the track notices of `restore` (sent while the position was still open) may reach
         the Monitor after its close's answer, and only this later notice makes it forget the position.
         """
-        view = self._service.close_position(
-            position_id, reason, Decimal(trigger_price) if trigger_price is not None else None)
+        with self._lock:
+            view = self._service.close_position(
+                position_id, reason, Decimal(trigger_price) if trigger_price is not None else None)
         self._untrack(position_id)
         return view
 
     def on_prices(self, prices: dict[str, str]) -> int:
         """Take a price push: refresh the price cache and fill crossed paper LIMIT orders."""
-        opened = self._service.on_prices({symbol: Decimal(price) for symbol, price in prices.items()})
+        with self._lock:
+            opened = self._service.on_prices({symbol: Decimal(price) for symbol, price in prices.items()})
         for position in opened:
             self._track(position)
         return len(opened)
 
     def health(self) -> dict[str, Any]:
+        with self._lock:
+            return self._health()
+
+    def _health(self) -> dict[str, Any]:
         blocked = getattr(self._broker, "entries_blocked", None)
         breaker = getattr(self._broker, "breaker", None)
         return {
@@ -231,6 +288,7 @@ class Executor:
             "entries_blocked": str(blocked) if blocked is not None else self._reconcile_error,
             "circuit": str(breaker.state) if breaker is not None else None,
             "last_order_at": self._service.last_order_at,
+            "store_channel": self._store_client is not None,
             "equity": self._equity(),
         }
 

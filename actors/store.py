@@ -28,6 +28,7 @@ from aitrader.config import Settings
 from aitrader.models import PositionStatus
 from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
+from aitrader.storage.local_channel import LocalServer
 from aitrader.storage.wire import decode_writes, encode_results
 
 log = logging.getLogger("aitrader.store")
@@ -77,6 +78,8 @@ class Store:
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,), daemon=True)
         self._flusher.start()
+        # The paper close path's writes, from an Executor on this machine (see `local_address`).
+        self._channel = LocalServer(lambda message: self._call_many_bytes(message, last_only=True), name="store")
         gc.collect()
         gc.freeze()  # the engine, metadata and compiled statements live for good: keep them out of collections
 
@@ -85,6 +88,12 @@ class Store:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def local_address(self) -> tuple[str, str]:
+        """(Ray node id, Unix socket path) where an actor on the same node can send `call_many` messages
+        (`encode_writes` bytes, answered as with ``last_only``) without a Ray call; see
+        `aitrader.storage.local_channel`. Only idempotent writes go there: a failed send is retried here."""
+        return ray.get_runtime_context().get_node_id(), self._channel.path
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
         """Run one storage method now, after every queued write (so order is kept).
@@ -112,8 +121,11 @@ class Store:
         stored row; the other writes a broker sends this way are idempotent.
         """
         if isinstance(writes, bytes):
-            return encode_results(self._call_many(decode_writes(writes), last_only))
+            return self._call_many_bytes(writes, last_only)
         return self._call_many(writes, last_only)
+
+    def _call_many_bytes(self, message: bytes, last_only: bool) -> bytes:
+        return encode_results(self._call_many(decode_writes(message), last_only))
 
     def _call_many(self, writes: list[Write], last_only: bool) -> list[Any]:
         for method, _args, _kwargs in writes:
@@ -171,6 +183,7 @@ class Store:
             return report
 
     def shutdown(self) -> int:
+        self._channel.close()
         self._stop.set()
         remaining = self.flush()
         self._storage.close()

@@ -94,3 +94,27 @@ def decode_results(message: bytes) -> list[Any]:
     results = _DECODER.decode(message)
     assert isinstance(results, list)
     return results
+
+
+# -- the Monitor's close requests to the Executor, and the position view it answers ------------
+
+_CLOSE_REQUEST = msgspec.msgpack.Decoder(tuple[str, str, str | None])
+_VIEW = msgspec.msgpack.Decoder(dict[str, Any])
+
+
+def encode_close_request(position_id: str, reason: str, trigger_price: str | None) -> bytes:
+    """A close of one position (the arguments of ``Executor.close_position``) as msgpack."""
+    return _ENCODER.encode([position_id, reason, trigger_price])
+
+
+def decode_close_request(message: bytes) -> tuple[str, str, str | None]:
+    return _CLOSE_REQUEST.decode(message)
+
+
+def encode_view(view: dict[str, Any]) -> bytes:
+    """A JSON view (strings, numbers, None) as msgpack."""
+    return _ENCODER.encode(view)
+
+
+def decode_view(message: bytes) -> dict[str, Any]:
+    return _VIEW.decode(message)

@@ -119,6 +119,23 @@ def test_the_monitor_closes_a_position_exactly_once_under_a_burst_of_prices(pape
              "the monitor to forget the closed position")
 
 
+def test_closes_and_their_writes_take_the_local_channels_on_one_machine(paper: Engine) -> None:
+    # Arrange
+    position = open_long(paper, stop_loss="95")
+    before = ray.get(paper.monitor.stats.remote(), timeout=TIMEOUT)
+
+    # Act
+    paper.monitor.on_prices.remote({"BTCUSDT": "94"}, int(time.time() * 1000))
+    stored = wait_for(lambda: closed(paper, position["id"]), "the position to be closed")
+
+    # Assert: the Monitor's close went over the Executor's socket, and the Executor's writes over the Store's
+    after = wait_for(lambda: (stats := ray.get(paper.monitor.stats.remote(), timeout=TIMEOUT))["closes_local"]
+                     > before["closes_local"] and stats, "the close's answer")
+    assert after["local_channel"] and after["local_fallbacks"] == before["local_fallbacks"]
+    assert ray.get(paper.executor.health.remote(), timeout=TIMEOUT)["store_channel"]
+    assert stored.status is PositionStatus.STOPPED and len(paper.exit_orders(position["id"])) == 1
+
+
 def test_a_push_overtaken_by_a_newer_one_is_dropped(paper: Engine) -> None:
     # Arrange
     position = open_long(paper, stop_loss="90")

@@ -1,0 +1,79 @@
+"""The Unix-socket request/answer channel of the close path (aitrader.storage.local_channel)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import stat
+
+import pytest
+
+from aitrader.storage.local_channel import AsyncLocalClient, LocalChannelError, LocalClient, LocalServer
+
+
+def _upper(payload: bytes) -> bytes:
+    if payload == b"boom":
+        raise ValueError("the handler refused it")
+    return payload.upper()
+
+
+def test_a_blocking_client_gets_each_answer_and_a_handler_error_as_a_channel_error() -> None:
+    server = LocalServer(_upper, name="test")
+    client = LocalClient(server.path)
+    try:
+        assert client.call(b"close abc") == b"CLOSE ABC"
+        with pytest.raises(LocalChannelError, match="ValueError: the handler refused it"):
+            client.call(b"boom")
+        assert client.call(b"x" * 300_000) == b"X" * 300_000  # a frame larger than one recv
+    finally:
+        client.close()
+        server.close()
+
+
+def test_only_this_user_can_reach_the_socket() -> None:
+    server = LocalServer(_upper, name="test")
+    try:
+        mode = stat.S_IMODE(os.stat(os.path.dirname(server.path)).st_mode)
+        assert mode & 0o077 == 0
+    finally:
+        server.close()
+
+
+def test_a_closed_server_is_a_channel_error_for_new_and_connected_clients() -> None:
+    server = LocalServer(_upper, name="test")
+    client = LocalClient(server.path)
+    assert client.call(b"a") == b"A"
+
+    server.close()
+
+    with pytest.raises(LocalChannelError):
+        client.call(b"anything")
+    with pytest.raises(LocalChannelError, match="cannot connect"):
+        LocalClient(server.path)
+
+
+def test_an_async_client_keeps_several_calls_in_flight_and_fails_them_when_the_server_goes() -> None:
+    server = LocalServer(_upper, name="test")
+
+    async def scenario() -> tuple[list[bytes], BaseException | None]:
+        client = await AsyncLocalClient.connect(server.path)
+        futures = [client.send(f"p{i}".encode()) for i in range(20)]
+        answers = list(await asyncio.gather(*futures))
+        failed = client.send(b"boom")
+        error: BaseException | None = None
+        try:
+            await failed
+        except LocalChannelError as raised:
+            error = raised
+        client.close()
+        await asyncio.sleep(0)
+        with pytest.raises(LocalChannelError):
+            await asyncio.wait_for(asyncio.shield(client.send(b"late")), 5)
+        return answers, error
+
+    try:
+        answers, error = asyncio.run(scenario())
+    finally:
+        server.close()
+    assert answers == [f"P{i}".encode() for i in range(20)]
+    assert isinstance(error, LocalChannelError) and "refused" in str(error)
