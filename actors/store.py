@@ -9,6 +9,10 @@ Two kinds of writes, by what losing one would cost:
   ``flush_interval_s``; a kill -9 loses at most that batch, which the next tick rewrites.
   A queued P&L mark is applied only while its position is open, so a late mark never overwrites
   a close.
+
+With SQLite, commits never checkpoint the WAL: the flusher thread does, every
+``CHECKPOINT_EVERY_COMMITS`` commits, outside the Store's lock and on a connection of its own
+(aitrader/storage/engine.py `WalCheckpointer`), so a close's commit does not copy back 1,000 pages.
 """
 
 from __future__ import annotations
@@ -69,7 +73,7 @@ class Store:
     """Owns the storage connection; `call`/`call_many` write now, `enqueue` batches non-money writes."""
 
     def __init__(self, settings: Settings, flush_interval_s: float = 0.05) -> None:
-        self._storage: Storage = open_storage(settings)
+        self._storage: Storage = open_storage(settings, background_checkpoints=True)
         self._queue: deque[Write] = deque()
         self._lock = threading.RLock()
         self._degraded: str | None = None
@@ -332,5 +336,11 @@ class Store:
             return True
 
     def _flush_loop(self, interval: float) -> None:
+        checkpoint_if_due = getattr(self._storage, "checkpoint_if_due", None)
         while not self._stop.wait(interval):
             self._flush()
+            if callable(checkpoint_if_due):
+                try:
+                    checkpoint_if_due()  # outside the lock: writes go on while the WAL is copied back
+                except Exception:  # the next run tries again; the WAL only grows meanwhile
+                    log.exception("background WAL checkpoint failed")

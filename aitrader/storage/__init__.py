@@ -23,8 +23,11 @@ def storage_url(settings: Settings) -> str:
     )
 
 
-def open_storage(settings: Settings, *, read_only: bool = False) -> Storage:
+def open_storage(settings: Settings, *, read_only: bool = False, background_checkpoints: bool = False) -> Storage:
     """Open (and migrate) the storage backend the settings name.
+
+    ``background_checkpoints``: SQLite's WAL is checkpointed by the caller's `checkpoint_if_due`,
+    never inside a commit (for the single writer, the Store).
 
     The networked backends (Supabase, PostgreSQL) come wrapped in `BufferedStorage`, so writes
     made while the database is unreachable are kept in order and flushed when it is back.
@@ -35,7 +38,7 @@ def open_storage(settings: Settings, *, read_only: bool = False) -> Storage:
         assert settings.supabase_url and settings.supabase_key  # guaranteed by Settings validation
         rest = SupabaseStorage(settings.supabase_url, settings.supabase_key.get_secret_value())
         return rest if read_only else BufferedStorage(rest)
-    storage = SQLStorage(storage_url(settings), read_only=read_only)
+    storage = SQLStorage(storage_url(settings), read_only=read_only, background_checkpoints=background_checkpoints)
     if settings.storage_backend is StorageBackend.POSTGRES and not read_only:
         return BufferedStorage(storage)
     return storage

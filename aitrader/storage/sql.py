@@ -30,7 +30,7 @@ from aitrader.models import (
     utcnow,
 )
 from aitrader.storage.base import Conflict, NotFound, StorageUnavailable
-from aitrader.storage.engine import create_storage_engine
+from aitrader.storage.engine import WalCheckpointer, create_storage_engine
 from aitrader.storage.migrations import migrate
 
 T = TypeVar("T", bound=SQLModel)
@@ -68,10 +68,15 @@ class SQLStorage:
     closes, balances) are Core statements: the ORM's unit of work costs more than the write itself.
     """
 
-    def __init__(self, url: str, *, read_only: bool = False, migrate_schema: bool = True) -> None:
+    def __init__(self, url: str, *, read_only: bool = False, migrate_schema: bool = True,
+                 background_checkpoints: bool = False) -> None:
         self.url = url
         self.read_only = read_only
-        self.engine = create_storage_engine(url, read_only=read_only)
+        self.engine = create_storage_engine(url, read_only=read_only, background_checkpoints=background_checkpoints)
+        #: With ``background_checkpoints`` (SQLite only) its owner calls `checkpoint_if_due` off the write path.
+        self.checkpointer = (WalCheckpointer(self.engine)
+                             if background_checkpoints and not read_only and self.engine.dialect.name == "sqlite"
+                             else None)
         self._local = threading.local()  # the session of an `apply_many` running on this thread
         if migrate_schema and not read_only:
             self.migrate()
@@ -462,7 +467,13 @@ class SQLStorage:
         except NotFound:
             return None
 
+    def checkpoint_if_due(self) -> bool:
+        """Run a due background WAL checkpoint (see `WalCheckpointer`); True if one ran."""
+        return self.checkpointer.run_if_due() if self.checkpointer is not None else False
+
     def close(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
 
 
