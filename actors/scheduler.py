@@ -231,8 +231,9 @@ class Scheduler:
                        loop.create_task(self._health_loop())]
         # A full collection walks every object the process holds (Ray's and the libraries' too)
         # and stalled checks for ~170 ms; what exists after start-up lives for good, so leave it
-        # out of collections.
-        gc.collect()
+        # out of collections. Only the young generations are collected first: a full collection
+        # here freed 5 objects for ~0.12 CPU-s.
+        gc.collect(1)
         gc.freeze()
         log.info("scheduler started with %d traders, %d shards, %d workers",
                  len(self._traders), len(self.dispatch.shards), len(self.dispatch.pool))

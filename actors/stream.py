@@ -83,8 +83,9 @@ class StreamShard:
             loop = asyncio.get_running_loop()
             self._tasks = [loop.create_task(self.feed.run()), loop.create_task(self._dispatch())]
             # What start-up built lives for good: keep it out of full collections (which walk every
-            # object the process holds), as the scheduler and the filter workers do.
-            gc.collect()
+            # object the process holds), as the scheduler and the filter workers do. Only the young
+            # generations are collected first: a full collection here freed 31 objects for ~0.1 CPU-s.
+            gc.collect(1)
             gc.freeze()
         return True
 
