@@ -9,13 +9,17 @@ just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
 (or ``{"error": ...}`` and exit status 1).
 
-The path: ``Monitor.on_prices`` -> ``Executor.close_position`` (one Ray call) -> paper fill in memory
--> ``Store.call_many`` (one Ray call). Each paper fill writes the two balance rows it moved (base and quote), its exit order and
-the position's close as ONE SQLite transaction (``SQLStorage.apply_many``; the close is an
-``UPDATE ... RETURNING``, and only its row is sent back), committed before the Executor answers; WAL
-with ``synchronous=NORMAL`` (see aitrader/storage/engine.py). Meanwhile the Monitor's P&L marks of the
-other positions are queued in the Store and applied by its flusher, one ``mark_positions`` statement
-per run of marks.
+The path: ``Monitor.on_prices`` (a Ray call, as a shard makes it) -> ``Executor.close_position`` ->
+paper fill in memory -> ``Store.call_many``. The two inner hops go over Unix sockets, since all actors
+run on one machine (aitrader/storage/local_channel.py; a Ray call to an idle actor costs ~2 ms one
+way here), as msgpack (aitrader/storage/wire.py); ``closes_local`` counts the closes answered that
+way and ``local_fallbacks`` those sent again as Ray calls. Each paper fill writes the two balance
+rows it moved (base and quote), its exit order and the position's close as ONE SQLite transaction
+(``SQLStorage.apply_many``; the close is an ``UPDATE ... RETURNING``, and only its row is sent back),
+committed before the Executor answers; WAL with ``synchronous=NORMAL``, checkpointed by the Store's
+flusher every 100 commits, never inside a commit (see aitrader/storage/engine.py). Meanwhile the
+Monitor's P&L marks of the other positions are queued in the Store and applied by its flusher, one
+``mark_positions`` statement per run of marks.
 
     RAY_USAGE_STATS_ENABLED=0 flock /tmp/aitrader-ray.lock .venv/bin/python bench/tick_to_close.py \
         [--triggers 1000] [--symbols 100] [--interval 0.02]
@@ -132,6 +136,8 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "triggers": len(latencies),
         "exit_orders": len(exits),
         "close_failures": stats["close_failures"],
+        "closes_local": stats["closes_local"],
+        "local_fallbacks": stats["local_fallbacks"],
         "symbols": args.symbols,
         "interval_s": args.interval,
         "p50_ms": round(percentile(latencies, 50), 2),
