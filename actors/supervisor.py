@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
@@ -14,7 +15,7 @@ import ray
 from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 
 from actors import NAMESPACE
-from actors.graph import ActorSpec, EngineGraph, build_graph
+from actors.graph import ActorSpec, EngineGraph, build_graph, load_actor_modules
 from aitrader.config import Settings
 from aitrader.engine_state import EXAMPLE_TRADER, build_status, feed_state
 
@@ -49,6 +50,8 @@ class Supervisor:
         self._watcher: asyncio.Task[None] | None = None
         self._wired: asyncio.Event | None = None
         self._unwired: set[str] = set()
+        # The actor classes load while the supervisor waits to be asked to start (`start`).
+        threading.Thread(target=_quietly, args=(load_actor_modules,), name="load-actor-modules", daemon=True).start()
 
     async def ping(self) -> bool:
         return True
@@ -339,6 +342,11 @@ def _restarting(exc: RayActorError) -> bool:
     """Whether Ray is restarting the actor (it will come back) rather than giving up on it."""
     text = str(exc)
     return "restarting" in text.lower() or "ActorUnavailableError" in type(exc).__name__
+
+
+def _quietly(load: Any) -> None:
+    with contextlib.suppress(Exception):  # `build_graph`'s own import reports any error
+        load()
 
 
 async def _safe(ref: Any, default: Any) -> Any:

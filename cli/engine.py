@@ -20,6 +20,8 @@ log = logging.getLogger("aitrader.up")
 
 BINANCE_PROBE_TIMEOUT_S = 3.0
 SERVE_SHUTDOWN_WAIT_S = 5.0
+#: The longest the actor graph waits for Serve's controller to be up before it starts anyway.
+SERVE_HEAD_START_S = 20.0
 
 
 class EngineStartError(Exception):
@@ -95,6 +97,21 @@ def preload_api_modules() -> threading.Thread:
     return thread
 
 
+def export_serve_env(port: int) -> None:
+    """Put Serve's settings for an API on ``port`` (`serve.options.controller_env`) in this
+    process's environment, before it starts a local Ray.
+
+    Every Ray process inherits it, so Serve's controller, its proxy and the API replica need no
+    runtime_env: a worker with one starts through Ray's ``setup_worker.py`` (one more Python
+    process importing Ray: about a CPU-second each on the start-up's path) and cannot be one of the
+    workers Ray starts ahead. Only for a Ray this process starts: a cluster's processes do not see
+    this environment (`start_engine` with ``serve_env_inherited=False``).
+    """
+    from serve.options import controller_env
+
+    os.environ.update(controller_env(port))
+
+
 def init_ray(address: str | None) -> None:
     """Join a cluster at ``address``, or start a single-node Ray sized for this machine."""
     import ray
@@ -146,17 +163,18 @@ def start_local_exchange(speed: float, say: Any) -> Any:
 
 
 def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any,
-                 exchange: Any = None) -> dict[str, Any]:
+                 exchange: Any = None, serve_env_inherited: bool = False) -> dict[str, Any]:
     """Create the supervisor and its graph, and the API; return the supervisor's handle.
 
     ``exchange`` is the in-process local exchange (`start_local_exchange`) when the feed is
-    local. Serve's controller starts, and the API is deployed on it, in threads beside the actor
-    graph's start: those are Ray worker processes whose start-up is partly waiting, so side by side
-    they take seconds off ``aitrader up``. The API gets only the supervisor's handle and asks it for
-    the other actors' handles when it needs them, so it does not wait for the graph, and this
-    process never unpickles those handles (which imports every actor's module: a second of CPU).
+    local. Serve's controller starts first, then the API is deployed on it (in threads) while the
+    supervisor creates the actor graph: the API replica starts beside the actors, and ``/health``
+    is healthy as soon as they are wired, not seconds after. The API gets only the supervisor's
+    handle and asks it for the other actors' handles when it needs them, so it does not wait for
+    the graph, and this process never unpickles those handles (which imports every actor's module).
     The API stays honest: ``/health`` is 503, naming what is still starting, until every actor is
-    up and wired (`Supervisor.starting`).
+    up and wired (`Supervisor.starting`). ``serve_env_inherited``: `export_serve_env` ran before
+    this process started Ray.
     """
     from concurrent.futures import ThreadPoolExecutor
 
@@ -167,11 +185,16 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
     if exchange is not None:
         api_url, stream_url, anchor = exchange.url, exchange.ws_url, exchange.exchange.clock.anchor_ms
     with ThreadPoolExecutor(max_workers=2, thread_name_prefix="serve-start") as pool:
-        serve_started = pool.submit(_start_serve, port)
+        serve_started = pool.submit(_start_serve, port, serve_env_inherited)
         supervisor = Supervisor.options(name="supervisor", namespace=NAMESPACE, get_if_exists=True).remote(
             settings, choice.kind, stream_url, api_url, choice.note, speed, anchor)
         say(f"starting the API on port {port}")
-        api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor)
+        api_deployed = pool.submit(_deploy_api, serve_started, settings, port, supervisor, serve_env_inherited)
+        # Serve's controller first: the API's start is a chain (controller, then replica), the
+        # graph's a crowd of actors starting side by side, and on 2 busy cores the crowd kept the
+        # controller from being up for 9 s. Meanwhile the supervisor loads the actor classes.
+        with contextlib.suppress(Exception):  # Serve failing to start is reported by the deploy
+            serve_started.result(timeout=SERVE_HEAD_START_S)
         for ref in supervisor.start.remote():
             say(_get(ref, 600))
         api_deployed.result(timeout=300)
@@ -179,21 +202,21 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
     return {"supervisor": supervisor, "exchange": exchange}
 
 
-def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any) -> None:
+def _deploy_api(serve_started: Any, settings: Settings, port: int, supervisor: Any, env_inherited: bool) -> None:
     """Deploy the API as soon as Serve's controller is up, whatever the actor graph's progress."""
     from serve.deployment import start_api
 
     serve_started.result(timeout=300)
-    start_api(settings, port, supervisor=supervisor, start_serve=False)
+    start_api(settings, port, supervisor=supervisor, start_serve=False, env_inherited=env_inherited)
 
 
-def _start_serve(port: int) -> None:
+def _start_serve(port: int, env_inherited: bool) -> None:
     """Serve's controller, set up so the API replica itself serves HTTP on ``[::]:port`` (direct
     ingress: IPv4 and IPv6 both reach it, no proxy hop, no per-request logging). Serve's own HTTP
     proxy, idle under direct ingress, is not waited for."""
     from serve.deployment import start_serve_proxy
 
-    start_serve_proxy(port, wait_for_proxy=False)
+    start_serve_proxy(port, wait_for_proxy=False, env_inherited=env_inherited)
 
 
 def wait_healthy(address: str, timeout_s: float) -> None:

@@ -49,6 +49,7 @@ def up(
     from cli.engine import (
         EngineStartError,
         choose_feed,
+        export_serve_env,
         init_ray,
         preload_api_modules,
         start_engine,
@@ -68,6 +69,8 @@ def up(
     # The local exchange needs no Ray: it is serving before Ray is up.
     exchange = start_local_exchange(speed, _say) if choice.start_local_exchange else None
     _say("starting Ray" + (f" (joining {address})" if address else " (single node)"))
+    if address is None:
+        export_serve_env(port)  # before Ray starts (its processes inherit it) and before Serve is imported
     preload_api_modules()
     try:
         init_ray(address)
@@ -83,7 +86,8 @@ def up(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        engine = start_engine(settings, choice, speed=speed, port=port, say=_say, exchange=exchange)
+        engine = start_engine(settings, choice, speed=speed, port=port, say=_say, exchange=exchange,
+                              serve_env_inherited=address is None)
         _write_pid()
         _say(f"engine running; API on http://127.0.0.1:{port} (key in {aitrader_home() / 'api_key'})")
         if headless:

@@ -28,17 +28,21 @@ log = logging.getLogger("aitrader.serve")
 APP_NAME = "aitrader-api"
 
 
-def start_serve_proxy(port: int, host: str = "::", *, ingress_apps: int = 1, wait_for_proxy: bool = True) -> None:
+def start_serve_proxy(port: int, host: str = "::", *, ingress_apps: int = 1, wait_for_proxy: bool = True,
+                      env_inherited: bool = False) -> None:
     """Start Serve's controller so the API replica itself serves HTTP on ``host:port``.
 
     ``::`` reaches IPv4 and IPv6. With direct ingress Serve still starts its HTTP proxy on the head
     node; it gets a spare free port (nothing needs it: the replica answers on ``port``), and with
     ``wait_for_proxy=False`` this returns once the controller is up, without waiting for that
     proxy (`_start_controller`). Serve's options only apply when this creates the controller:
-    call it before anything else starts Serve on the cluster.
+    call it before anything else starts Serve on the cluster. ``env_inherited``: Ray's processes
+    already have ``controller_env(port, ingress_apps)`` in their environment (this process set it
+    before starting Ray), so the controller, and the proxy it starts, need no runtime_env.
     """
     http_options = {"host": host, "port": spare_port(host, avoid=range(port, port + ingress_apps))}
-    controller_options = {"runtime_env": {"env_vars": controller_env(port, ingress_apps)}}
+    controller_options: dict[str, Any] = (
+        {} if env_inherited else {"runtime_env": {"env_vars": controller_env(port, ingress_apps)}})
     if wait_for_proxy:
         serve.start(http_options=http_options, logging_config=LOGGING, controller_options=controller_options)
     else:
@@ -117,20 +121,22 @@ def start_api(
     limits: RateLimits | None = None,
     read_storage: bool = True,
     start_serve: bool = True,
+    env_inherited: bool = False,
 ) -> None:
     """Deploy the API on Serve, listening on ``host:port`` (``::`` reaches IPv4 and IPv6) of this node.
 
     ``aitrader up`` may call `start_serve_proxy` itself and pass ``start_serve=False``; otherwise this
     starts Serve. Blocks until the app is running. Given the ``supervisor``, the replica asks it for
     the handles not given here when it first needs each (`serve.backend.RayBackend`): then the API
-    can be deployed before the actor graph exists.
+    can be deployed before the actor graph exists. ``env_inherited``: as in `start_serve_proxy`.
     """
     if start_serve:
-        start_serve_proxy(port, host)
+        start_serve_proxy(port, host, env_inherited=env_inherited)
     if supervisor is None and (store is None or events is None):
         raise ValueError("start_api needs the store and events handles, or the supervisor's")
     handles = {"store": store, "events": events, "supervisor": supervisor, "executor": executor,
                "scheduler": scheduler}
-    pinned = ApiIngress.options(ray_actor_options=replica_options(this_node_ip())["ray_actor_options"])  # type: ignore[attr-defined]  # added by @serve.deployment
+    actor_options = replica_options(this_node_ip(), env_inherited=env_inherited)["ray_actor_options"]
+    pinned = ApiIngress.options(ray_actor_options=actor_options)  # type: ignore[attr-defined]  # added by @serve.deployment
     app = pinned.bind(settings, handles, limits, read_storage)
     serve.run(app, name=APP_NAME, route_prefix="/")

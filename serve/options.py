@@ -1,8 +1,12 @@
 """Serve's settings for the API: environment of the controller and replica, replica options.
 
 Plain data and functions (no Ray import) so unit tests can check them. Serve reads its
-``RAY_SERVE_*`` settings when its modules are imported, so they travel to the controller and
-replica processes as runtime_env env vars, never through this process's environment.
+``RAY_SERVE_*`` settings when its modules are imported, so they must be in the environment of the
+controller and replica processes: on a Ray that ``aitrader up`` starts, in its own environment
+before Ray starts, which every Ray process inherits; on a cluster it joins, as runtime_env env
+vars. A worker with a runtime_env costs more to start: Ray launches it through its
+``setup_worker.py`` (one more Python process importing Ray) and cannot use a worker it started
+ahead of time.
 """
 
 from __future__ import annotations
@@ -48,14 +52,18 @@ def controller_env(port: int, ingress_apps: int = 1) -> dict[str, str]:
             "RAY_SERVE_PORT_QUARANTINE_S": "0"}
 
 
-def replica_options(node_ip: str | None = None) -> dict[str, Any]:
+def replica_options(node_ip: str | None = None, *, env_inherited: bool = False) -> dict[str, Any]:
     """``@serve.deployment`` options of an API replica (one replica: the read state lives in it).
 
     With direct ingress the replica itself listens on the API port, so it must run on the node
     users reach (on Fly, the head: fly.toml exposes 8080 there). ``node_ip`` pins it to that node
     through Ray's built-in ``node:<ip>`` resource; a replaced replica lands there again.
+    ``env_inherited``: Ray's processes already have `SERVE_ENV` (`controller_env`) in their
+    environment, so the replica needs no runtime_env.
     """
-    actor: dict[str, Any] = {"num_cpus": 0, "runtime_env": {"env_vars": dict(SERVE_ENV)}}
+    actor: dict[str, Any] = {"num_cpus": 0}
+    if not env_inherited:
+        actor["runtime_env"] = {"env_vars": dict(SERVE_ENV)}
     if node_ip:
         actor["resources"] = {f"node:{node_ip}": NODE_PIN}
     return {"num_replicas": 1, "max_ongoing_requests": MAX_ONGOING_REQUESTS, "logging_config": LOGGING,
