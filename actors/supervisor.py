@@ -66,7 +66,10 @@ class Supervisor:
         if self.graph is not None and self.running:
             yield "engine already running"
             return
-        self.graph = build_graph(self.settings, self.stream_url, self.api_url, self.clock_speed, self.clock_anchor_ms)
+        # In a thread: creating the actors (and any import not yet done) takes seconds on a busy
+        # machine, and meanwhile the API asks this actor what is still starting.
+        self.graph = await asyncio.to_thread(build_graph, self.settings, self.stream_url, self.api_url,
+                                             self.clock_speed, self.clock_anchor_ms)
         self._unwired = {spec.name for spec in self.graph.specs()}
         # The handles exist from here on (``handles()`` answers), so the caller can deploy the API
         # while the actors' processes are still starting.

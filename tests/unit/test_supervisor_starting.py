@@ -46,3 +46,31 @@ def test_wired_but_not_yet_announced_is_still_starting() -> None:
     supervisor.graph = SimpleNamespace()
 
     assert asyncio.run(supervisor.starting()) == ["the wiring of the actors"]
+
+
+def test_the_supervisor_answers_while_it_builds_the_graph(monkeypatch: Any) -> None:
+    import threading
+
+    import actors.supervisor as module
+
+    building = threading.Event()
+    release = threading.Event()
+
+    def slow_build(*_args: Any) -> Any:
+        building.set()
+        release.wait(5)
+        return SimpleNamespace(specs=lambda: [], shards=[])
+
+    monkeypatch.setattr(module, "build_graph", slow_build)
+    supervisor = _supervisor()
+
+    async def scenario() -> list[str]:
+        first_line = asyncio.ensure_future(supervisor.start().__anext__())
+        while not building.is_set():
+            await asyncio.sleep(0.01)
+        answer = await asyncio.wait_for(supervisor.starting(), 1.0)  # the event loop is not blocked
+        release.set()
+        await first_line
+        return answer
+
+    assert asyncio.run(scenario()) == ["the actor graph"]
