@@ -12,7 +12,9 @@ If the Executor dies mid-close, Ray retries the call on the restarted Executor
 with back-off by the book.
 When the Executor runs on this machine, a close goes over its Unix socket
 (`aitrader.storage.local_channel`: ~0.15 ms where a Ray call to an idle actor costs ~2 ms); if that
-fails for any reason, the same close is sent as the Ray call above.
+fails for any reason, the same close is sent as the Ray call above. Price pushes may come the same
+way (`local_address`): a stream shard on this machine can send them over this actor's own socket,
+served in its event loop, instead of as Ray calls.
 """
 
 from __future__ import annotations
@@ -30,8 +32,8 @@ import ray
 from aitrader.config import Settings
 from aitrader.events import Channel
 from aitrader.models import PositionStatus
-from aitrader.storage.local_channel import AsyncLocalClient, LocalChannelError
-from aitrader.storage.wire import decode_view, encode_close_request
+from aitrader.storage.local_channel import AsyncLocalClient, AsyncLocalServer, LocalChannelError
+from aitrader.storage.wire import decode_prices, decode_view, encode_close_request, encode_count
 from aitrader.trading.position_book import CloseRequest, PositionBook, PositionMarked
 from aitrader.views import money, position_view
 
@@ -67,6 +69,7 @@ class Monitor:
         self._loop_task: asyncio.Task[None] | None = None
         self._channel: AsyncLocalClient | None = None
         self._channel_at = 0.0
+        self._price_server: asyncio.Task[AsyncLocalServer] | None = None
         self.closes_sent = 0
         self.close_failures = 0
         self.closes_local = 0  # answered over the Executor's local channel
@@ -185,6 +188,21 @@ class Monitor:
     def _ensure_loop(self) -> None:
         if self._loop_task is None or self._loop_task.done():
             self._loop_task = asyncio.get_running_loop().create_task(self._tick_loop())
+        if self._price_server is None:
+            self._price_server = asyncio.get_running_loop().create_task(
+                AsyncLocalServer.start(self._local_prices, name="monitor"))
+
+    async def _local_prices(self, message: bytes) -> bytes:
+        """A price push over the local channel (`encode_prices`); answers the closes started (`encode_count`)."""
+        return encode_count(await self.on_prices(*decode_prices(message)))
+
+    async def local_address(self) -> tuple[str, str]:
+        """(Ray node id, Unix socket path) where a stream shard on this node can push prices
+        (`aitrader.storage.wire.encode_prices`) without a Ray call; a failed push may be sent again by Ray."""
+        self._ensure_loop()
+        assert self._price_server is not None
+        server = await self._price_server
+        return ray.get_runtime_context().get_node_id(), server.path
 
     async def _connect_executor(self) -> None:
         """Open the Executor's local channel if it runs on this node (asked again every few seconds)."""

@@ -9,7 +9,8 @@ just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
 (or ``{"error": ...}`` and exit status 1).
 
-The path: ``Monitor.on_prices`` (a Ray call, as a shard makes it) -> ``Executor.close_position`` ->
+The path: ``Monitor.on_prices`` (a Ray call, as a shard makes it; with ``--push local`` over the Monitor's
+Unix socket instead, which a shard could use too) -> ``Executor.close_position`` ->
 paper fill in memory -> ``Store.call_many``. The two inner hops go over Unix sockets, since all actors
 run on one machine (aitrader/storage/local_channel.py; a Ray call to an idle actor costs ~2 ms one
 way here), as msgpack (aitrader/storage/wire.py); ``closes_local`` counts the closes answered that
@@ -22,7 +23,7 @@ Monitor's P&L marks of the other positions are queued in the Store and applied b
 ``mark_positions`` statement per run of marks.
 
     RAY_USAGE_STATS_ENABLED=0 flock /tmp/aitrader-ray.lock .venv/bin/python bench/tick_to_close.py \
-        [--triggers 1000] [--symbols 100] [--interval 0.02]
+        [--triggers 1000] [--symbols 100] [--interval 0.02] [--push ray|local]
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from actors.monitor import Monitor  # noqa: E402
 from actors.store import Store  # noqa: E402
 from aitrader.config import Settings  # noqa: E402
 from aitrader.models import PositionStatus  # noqa: E402
+from aitrader.storage.local_channel import LocalClient  # noqa: E402
+from aitrader.storage.wire import encode_prices  # noqa: E402
 
 TIMEOUT = 300
 STOP_STEP = Decimal("0.05")
@@ -107,6 +110,9 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     print(f"opened {len(position_of)} positions in {time.perf_counter() - started:.1f} s", file=sys.stderr)
 
     # Trigger them one push at a time; each push crosses exactly one stop.
+    client: LocalClient | None = None
+    if args.push == "local":
+        client = LocalClient(ray.get(monitor.local_address.remote(), timeout=TIMEOUT)[1])
     load_before = load()
     pushed_at: dict[str, float] = {}
     for j in range(per_symbol):
@@ -115,7 +121,10 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
                 continue
             price = str(99 - j * STOP_STEP - Decimal("0.01"))
             pushed_at[position_of[(s, j)]] = time.time()
-            monitor.on_prices.remote({s: price}, int(time.time() * 1000))
+            if client is not None:
+                client.call(encode_prices({s: price}, int(time.time() * 1000)))
+            else:
+                monitor.on_prices.remote({s: price}, int(time.time() * 1000))
             time.sleep(args.interval)
 
     deadline = time.monotonic() + TIMEOUT
@@ -140,13 +149,14 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "local_fallbacks": stats["local_fallbacks"],
         "symbols": args.symbols,
         "interval_s": args.interval,
+        "push": args.push,
         "p50_ms": round(percentile(latencies, 50), 2),
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
         "mean_ms": round(statistics.fmean(latencies), 2),
         "load_before": load_before,
         "load_after": load(),
-        "measured": "Monitor.on_prices call -> closed_at in SQLite; add the shard's apply time (p99 < 1 ms)",
+        "measured": "price push to the Monitor -> closed_at in SQLite; add the shard's apply time (p99 < 1 ms)",
     }
 
 
@@ -155,6 +165,8 @@ def main() -> None:
     parser.add_argument("--triggers", type=int, default=1000)
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between price pushes")
+    parser.add_argument("--push", choices=("ray", "local"), default="ray",
+                        help="how prices reach the Monitor: a Ray call (as the stream shards send them) or its socket")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     home = Path(tempfile.mkdtemp(prefix="tick-to-close-"))

@@ -23,7 +23,7 @@ import socket
 import struct
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from itertools import count
 
 import msgspec
@@ -98,6 +98,46 @@ class LocalServer:
         for connection in list(self._connections):
             with contextlib.suppress(OSError):
                 connection.shutdown(socket.SHUT_RDWR)
+        shutil.rmtree(self._directory, ignore_errors=True)
+
+
+class AsyncLocalServer:
+    """Serves an async ``handler`` (bytes in, bytes out) on a Unix socket in the running event loop,
+    so a request reaches an asyncio actor's state without a thread hop. Requests of one connection
+    are answered in order."""
+
+    def __init__(self, handler: Callable[[bytes], Awaitable[bytes]], directory: str, path: str) -> None:
+        self._handler = handler
+        self._directory = directory
+        self.path = path
+        self._server: asyncio.base_events.Server | None = None
+
+    @classmethod
+    async def start(cls, handler: Callable[[bytes], Awaitable[bytes]], name: str = "channel") -> AsyncLocalServer:
+        directory = tempfile.mkdtemp(prefix="aitrader-")  # mode 0700
+        server = cls(handler, directory, os.path.join(directory, f"{name}.sock"))
+        server._server = await asyncio.start_unix_server(server._serve, path=server.path, limit=_MAX_FRAME)
+        return server
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                header = await reader.readexactly(_HEADER.size)
+                request_id, payload = _DECODER.decode(await reader.readexactly(_HEADER.unpack(header)[0]))
+                try:
+                    answer = [request_id, True, await self._handler(payload)]
+                except Exception as error:  # the caller retries through Ray, which raises the typed error
+                    answer = [request_id, False, f"{type(error).__name__}: {error}"]
+                body = _ENCODER.encode(answer)
+                writer.write(_HEADER.pack(len(body)) + body)
+        except (OSError, asyncio.IncompleteReadError, msgspec.DecodeError, ValueError):
+            pass  # the client went away (or sent garbage): drop the connection
+        finally:
+            writer.close()
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
         shutil.rmtree(self._directory, ignore_errors=True)
 
 

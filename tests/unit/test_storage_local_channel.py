@@ -8,7 +8,13 @@ import stat
 
 import pytest
 
-from aitrader.storage.local_channel import AsyncLocalClient, LocalChannelError, LocalClient, LocalServer
+from aitrader.storage.local_channel import (
+    AsyncLocalClient,
+    AsyncLocalServer,
+    LocalChannelError,
+    LocalClient,
+    LocalServer,
+)
 
 
 def _upper(payload: bytes) -> bytes:
@@ -77,3 +83,35 @@ def test_an_async_client_keeps_several_calls_in_flight_and_fails_them_when_the_s
         server.close()
     assert answers == [f"P{i}".encode() for i in range(20)]
     assert isinstance(error, LocalChannelError) and "refused" in str(error)
+
+
+def test_an_asyncio_server_answers_in_its_own_loop_and_in_order() -> None:
+    seen: list[bytes] = []
+
+    async def record(payload: bytes) -> bytes:
+        if payload == b"boom":
+            raise ValueError("the handler refused it")
+        seen.append(payload)
+        return str(len(seen)).encode()
+
+    async def scenario() -> tuple[list[bytes], str]:
+        server = await AsyncLocalServer.start(record, name="test")
+        try:
+            client = LocalClient(server.path)
+            # the blocking client runs in a thread: the server's loop must stay free to answer it
+            answers = [await asyncio.to_thread(client.call, f"push {i}".encode()) for i in range(5)]
+            try:
+                await asyncio.to_thread(client.call, b"boom")
+                error = ""
+            except LocalChannelError as raised:
+                error = str(raised)
+            client.close()
+            return answers, error
+        finally:
+            server.close()
+
+    answers, error = asyncio.run(scenario())
+
+    assert answers == [b"1", b"2", b"3", b"4", b"5"]
+    assert seen == [f"push {i}".encode() for i in range(5)]
+    assert "ValueError: the handler refused it" in error
