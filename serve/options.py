@@ -22,6 +22,9 @@ MAX_ONGOING_REQUESTS = 1000
 #: our code, was most of a request's cost). Its drain floor (30 s by default, so an external load
 #: balancer can deregister a replica) is dropped: nothing deregisters here. Also: request-path
 #: logs buffered and not copied to stderr, user code and the router on the actor's own loop.
+#: The idle HTTP proxy gets 30 s (not 5) to answer each readiness check: on 2 busy cores its start
+#: took longer than 5 s twice in a row at every start-up, and a third miss makes the controller
+#: kill it and start another (seconds more CPU while the engine starts, for a proxy nobody uses).
 SERVE_ENV = {
     "RAY_SERVE_ENABLE_DIRECT_INGRESS": "1",
     "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "0",
@@ -29,6 +32,7 @@ SERVE_ENV = {
     "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1000",
     "RAY_SERVE_RUN_USER_CODE_IN_SEPARATE_THREAD": "0",
     "RAY_SERVE_RUN_ROUTER_IN_SEPARATE_LOOP": "0",
+    "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "30",
 }
 #: The share of a node's ``node:<ip>`` resource (1.0 per node) that pins the replica to it.
 NODE_PIN = 0.001

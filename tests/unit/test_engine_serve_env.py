@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,11 @@ def test_loading_the_actor_modules_imports_them_without_starting_ray() -> None:
                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_idle_proxy_is_given_time_to_start_on_a_busy_machine() -> None:
+    from ray.serve._private import constants
+
+    assert float(SERVE_ENV["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"]) >= 30
+    # Serve still reads this setting under this name (it is a documented environment variable).
+    assert "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S" in Path(constants.__file__).read_text()
