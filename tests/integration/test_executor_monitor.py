@@ -21,6 +21,8 @@ from actors.store import Store
 from aitrader.config import Settings
 from aitrader.exchange import ExchangeThread, secret_for
 from aitrader.models import OrderStatus, PositionStatus
+from aitrader.storage.local_channel import LocalClient
+from aitrader.storage.wire import decode_count, encode_prices
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.timeout(900)]
 TIMEOUT = 60
@@ -134,6 +136,22 @@ def test_closes_and_their_writes_take_the_local_channels_on_one_machine(paper: E
     assert after["local_channel"] and after["local_fallbacks"] == before["local_fallbacks"]
     assert ray.get(paper.executor.health.remote(), timeout=TIMEOUT)["store_channel"]
     assert stored.status is PositionStatus.STOPPED and len(paper.exit_orders(position["id"])) == 1
+
+
+def test_a_price_pushed_over_the_monitors_socket_closes_a_position(paper: Engine) -> None:
+    # Arrange
+    position = open_long(paper, stop_loss="95")
+    _node, path = ray.get(paper.monitor.local_address.remote(), timeout=TIMEOUT)
+    client = LocalClient(path)
+
+    # Act: what a stream shard on this machine may send instead of a Ray call
+    started = decode_count(client.call(encode_prices({"BTCUSDT": "94.5"}, int(time.time() * 1000))))
+    client.close()
+
+    # Assert
+    stored = wait_for(lambda: closed(paper, position["id"]), "the position to be closed")
+    assert started == 1 and stored.close_reason == "stop_loss"
+    assert len(paper.exit_orders(position["id"])) == 1
 
 
 def test_a_push_overtaken_by_a_newer_one_is_dropped(paper: Engine) -> None:
