@@ -9,7 +9,8 @@ raises the handler's typed errors. Every call sent this way must therefore be sa
 
 Frames are a 4-byte big-endian length and a msgpack body: ``[request id, payload]`` from the
 client, ``[request id, ok, payload or error text]`` back. The socket lives in a directory only this
-user can enter (mode 0700), so another local user cannot send requests.
+user can enter (mode 0700), so another local user cannot send requests; the directory is named after
+the serving process, and a new server removes those whose process is gone (killed actors leave theirs).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ class LocalServer:
 
     def __init__(self, handler: Handler, name: str = "channel") -> None:
         self._handler = handler
-        self._directory = tempfile.mkdtemp(prefix="aitrader-")  # mode 0700
+        self._directory = _socket_directory()
         self.path = os.path.join(self._directory, f"{name}.sock")
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._socket.bind(self.path)
@@ -114,7 +115,7 @@ class AsyncLocalServer:
 
     @classmethod
     async def start(cls, handler: Callable[[bytes], Awaitable[bytes]], name: str = "channel") -> AsyncLocalServer:
-        directory = tempfile.mkdtemp(prefix="aitrader-")  # mode 0700
+        directory = _socket_directory()
         server = cls(handler, directory, os.path.join(directory, f"{name}.sock"))
         server._server = await asyncio.start_unix_server(server._serve, path=server.path, limit=_MAX_FRAME)
         return server
@@ -236,6 +237,31 @@ class AsyncLocalClient:
 
     def close(self) -> None:
         self._task.cancel()
+
+
+_DIRECTORY_PREFIX = "aitrader-channel-"
+
+
+def _socket_directory() -> str:
+    """A new directory for a socket (mode 0700), named after this process; first removes the
+    directories of processes that no longer exist."""
+    root = tempfile.gettempdir()
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(root):
+            owner = entry.name.removeprefix(_DIRECTORY_PREFIX).split("-", 1)[0]
+            if entry.name.startswith(_DIRECTORY_PREFIX) and owner.isdigit() and not _alive(int(owner)):
+                shutil.rmtree(entry.path, ignore_errors=True)
+    return tempfile.mkdtemp(prefix=f"{_DIRECTORY_PREFIX}{os.getpid()}-", dir=root)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process: alive, and not ours to clean up
+        return True
+    return True
 
 
 def _read_frame(connection: socket.socket) -> bytes:

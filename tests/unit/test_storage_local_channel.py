@@ -5,6 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import stat
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -115,3 +119,25 @@ def test_an_asyncio_server_answers_in_its_own_loop_and_in_order() -> None:
     assert answers == [b"1", b"2", b"3", b"4", b"5"]
     assert seen == [f"push {i}".encode() for i in range(5)]
     assert "ValueError: the handler refused it" in error
+
+
+def test_a_new_server_removes_the_socket_directories_of_dead_processes(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Arrange: one directory left by a process that is gone, one of a live process (this one)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f"aitrader-channel-{dead.pid}-abc"
+    stale.mkdir()
+    (stale / "store.sock").touch()
+    live = tmp_path / f"aitrader-channel-{os.getpid()}-def"
+    live.mkdir()
+    other = tmp_path / "aitrader-bench-xyz"
+    other.mkdir()
+
+    # Act
+    server = LocalServer(_upper, name="test")
+    server.close()
+
+    # Assert
+    assert not stale.exists() and live.exists() and other.exists()
