@@ -41,6 +41,7 @@ unit: compile
 	$(BIN)/pytest -p no:cacheprovider --cov=aitrader --cov-report=term --cov-fail-under=80 -q -rs $(PYTEST_ARGS)
 
 bench: compile
+	$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -e '.[dev,bench]'
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b | tail -1; done
 
 clean:
