@@ -67,13 +67,14 @@ def launch(home: Path, port: int, speed: float = 60.0, extra_env: dict[str, str]
 def wait_healthy(process: subprocess.Popen[bytes], port: int, deadline_s: float) -> float:
     """Seconds until ``/health`` answers 200; raises if the process exits or the deadline passes."""
     start = time.monotonic()
-    while time.monotonic() - start < deadline_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"aitrader up exited with {process.returncode} before it was healthy")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=2).status_code == 200:
-                return time.monotonic() - start
-        time.sleep(0.2)
+    with httpx.Client(timeout=2) as http:  # one client: a new one per poll costs ~45 ms of CPU
+        while time.monotonic() - start < deadline_s:
+            if process.poll() is not None:
+                raise RuntimeError(f"aitrader up exited with {process.returncode} before it was healthy")
+            with contextlib.suppress(httpx.HTTPError):
+                if http.get(f"http://127.0.0.1:{port}/health").status_code == 200:
+                    return time.monotonic() - start
+            time.sleep(0.2)
     raise RuntimeError(f"/health on port {port} not healthy within {deadline_s:.0f} s")
 
 

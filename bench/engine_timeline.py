@@ -92,19 +92,20 @@ def health_answers(process: subprocess.Popen[bytes], port: int, launched: float,
     import httpx
 
     changes: list[tuple[float, str]] = []
-    while time.time() - launched < deadline_s:
-        if process.poll() is not None:
-            raise RuntimeError(f"aitrader up exited with {process.returncode} before it was healthy")
-        try:
-            reply = httpx.get(f"http://127.0.0.1:{port}/health", timeout=2)
-            answer = f"{reply.status_code} {reply.text[:200]}"
-        except httpx.HTTPError:
-            answer = ""
-        if answer and (not changes or _kind(changes[-1][1]) != _kind(answer)):
-            changes.append((round(time.time() - launched, 2), answer))
-        if answer.startswith("200"):
-            return changes
-        time.sleep(0.2)
+    with httpx.Client(timeout=2) as http:  # one client: a new one per poll costs ~45 ms of CPU
+        while time.time() - launched < deadline_s:
+            if process.poll() is not None:
+                raise RuntimeError(f"aitrader up exited with {process.returncode} before it was healthy")
+            try:
+                reply = http.get(f"http://127.0.0.1:{port}/health")
+                answer = f"{reply.status_code} {reply.text[:200]}"
+            except httpx.HTTPError:
+                answer = ""
+            if answer and (not changes or _kind(changes[-1][1]) != _kind(answer)):
+                changes.append((round(time.time() - launched, 2), answer))
+            if answer.startswith("200"):
+                return changes
+            time.sleep(0.2)
     raise RuntimeError(f"/health on port {port} not healthy within {deadline_s:.0f} s")
 
 

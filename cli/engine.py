@@ -223,16 +223,19 @@ def wait_healthy(address: str, timeout_s: float) -> None:
     """Wait for ``/health`` to answer 200; a 503 (the engine still starting) is waited out too."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            answer = httpx.get(f"{address}/health", timeout=2)
-        except httpx.HTTPError as exc:
-            last = f"no answer ({type(exc).__name__})"
-        else:
-            if answer.status_code == 200:
-                return
-            last = f"{answer.status_code}: {_detail(answer)}"
-        time.sleep(0.3)
+    # One client for every poll: a new one per poll builds an SSL context (~45 ms of CPU each,
+    # taken from the engine that is starting on the same cores).
+    with httpx.Client(timeout=2) as http:
+        while time.monotonic() < deadline:
+            try:
+                answer = http.get(f"{address}/health")
+            except httpx.HTTPError as exc:
+                last = f"no answer ({type(exc).__name__})"
+            else:
+                if answer.status_code == 200:
+                    return
+                last = f"{answer.status_code}: {_detail(answer)}"
+            time.sleep(0.3)
     raise EngineStartError(f"the API at {address} did not become healthy within {timeout_s:.0f} s (last: {last})")
 
 
