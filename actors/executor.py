@@ -2,7 +2,7 @@
 so Ray may retry any of them on a restarted executor (``max_task_retries=-1``).
 
 Money writes are committed by the Store before a call answers. On the paper close path they reach
-the Store over a Unix socket when it runs on this machine (`aitrader.storage.local_channel`), and
+the Store over a Unix socket when it runs on this machine (`aitrader.local_channel`), and
 this actor answers the Monitor's closes there too: a Ray call costs ~2 ms one way on a small
 machine. A failed local call is made again as a Ray call (every call sent that way is idempotent).
 Since those requests run on a channel thread, every method takes the actor's lock. Events and the Monitor's
@@ -28,9 +28,9 @@ import requests
 
 from actors.remote_storage import RemoteStorage
 from aitrader.config import Settings
+from aitrader.local_channel import LocalChannelError, LocalClient, LocalServer
 from aitrader.models import Signal, Trader, TradingMode
 from aitrader.storage.base import Storage
-from aitrader.storage.local_channel import LocalChannelError, LocalClient, LocalServer
 from aitrader.storage.wire import Write, decode_close_request, decode_results, encode_view, encode_writes
 from aitrader.trading import PaperBroker, rules_from_exchange_info
 from aitrader.trading.errors import TemporaryError

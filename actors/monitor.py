@@ -11,7 +11,7 @@ If the Executor dies mid-close, Ray retries the call on the restarted Executor
 (``max_task_retries=-1``) and the close's idempotency makes that safe. A failed close is retried
 with back-off by the book.
 When the Executor runs on this machine, a close goes over its Unix socket
-(`aitrader.storage.local_channel`: ~0.15 ms where a Ray call to an idle actor costs ~2 ms); if that
+(`aitrader.local_channel`: ~0.15 ms where a Ray call to an idle actor costs ~2 ms); if that
 fails for any reason, the same close is sent as the Ray call above. Price pushes may come the same
 way (`local_address`): a stream shard on this machine can send them over this actor's own socket,
 served in its event loop, instead of as Ray calls.
@@ -31,9 +31,15 @@ import ray
 
 from aitrader.config import Settings
 from aitrader.events import Channel
+from aitrader.local_channel import (
+    AsyncLocalClient,
+    AsyncLocalServer,
+    LocalChannelError,
+    decode_prices,
+    encode_count,
+)
 from aitrader.models import PositionStatus
-from aitrader.storage.local_channel import AsyncLocalClient, AsyncLocalServer, LocalChannelError
-from aitrader.storage.wire import decode_prices, decode_view, encode_close_request, encode_count
+from aitrader.storage.wire import decode_view, encode_close_request
 from aitrader.trading.position_book import CloseRequest, PositionBook, PositionMarked
 from aitrader.views import money, position_view
 
@@ -196,9 +202,13 @@ class Monitor:
         """A price push over the local channel (`encode_prices`); answers the closes started (`encode_count`)."""
         return encode_count(await self.on_prices(*decode_prices(message)))
 
+    async def price_address(self) -> tuple[str, str]:
+        """Where a stream shard on this node pushes prices without a Ray call (`actors.price_push`)."""
+        return await self.local_address()
+
     async def local_address(self) -> tuple[str, str]:
         """(Ray node id, Unix socket path) where a stream shard on this node can push prices
-        (`aitrader.storage.wire.encode_prices`) without a Ray call; a failed push may be sent again by Ray."""
+        (`aitrader.local_channel.encode_prices`) without a Ray call; a failed push may be sent again by Ray."""
         self._ensure_loop()
         assert self._price_server is not None
         server = await self._price_server

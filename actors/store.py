@@ -29,10 +29,10 @@ from typing import Any
 import ray
 
 from aitrader.config import Settings
+from aitrader.local_channel import LocalServer
 from aitrader.models import PositionStatus
 from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
-from aitrader.storage.local_channel import LocalServer
 from aitrader.storage.wire import decode_writes, encode_results
 
 log = logging.getLogger("aitrader.store")
@@ -96,7 +96,7 @@ class Store:
     def local_address(self) -> tuple[str, str]:
         """(Ray node id, Unix socket path) where an actor on the same node can send `call_many` messages
         (`encode_writes` bytes, answered as with ``last_only``) without a Ray call; see
-        `aitrader.storage.local_channel`. Only idempotent writes go there: a failed send is retried here."""
+        `aitrader.local_channel`. Only idempotent writes go there: a failed send is retried here."""
         return ray.get_runtime_context().get_node_id(), self._channel.path
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:

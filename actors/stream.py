@@ -32,6 +32,7 @@ from aitrader.market.events import (
 )
 
 if TYPE_CHECKING:
+    from actors.price_push import PricePush
     from aitrader.market import MarketFrame
 
 log = logging.getLogger("aitrader.stream")
@@ -70,7 +71,7 @@ class StreamShard:
         )
         self._events = events
         self._scheduler: Any = None
-        self._price_subscribers: list[Any] = []
+        self._price_subscribers: list[PricePush] = []
         self._tickers_due: set[str] = set()
         self._last_ticker_publish = 0.0
         self._counters: dict[str, float] = {"candles_closed": 0, "gaps": 0, "backfilled": 0, "disconnects": 0,
@@ -100,7 +101,11 @@ class StreamShard:
         if scheduler is not None:
             self._scheduler = scheduler
         if price_subscribers is not None:
-            self._price_subscribers = list(price_subscribers)
+            from actors.price_push import PricePush
+
+            for old in self._price_subscribers:
+                old.close()
+            self._price_subscribers = [PricePush(handle) for handle in price_subscribers]
 
     async def add_symbols(self, symbols: list[str]) -> list[str]:
         return self.feed.add_symbols(symbols)
@@ -151,6 +156,9 @@ class StreamShard:
             "stale_symbols": self.feed.stale_symbols(stale_after_s),
             "symbols": self.feed.symbols,
             **self._counters,
+            # price pushes that went over a subscriber's local socket, and those resent by Ray
+            "prices_local": sum(p.local for p in self._price_subscribers),
+            "prices_resent": sum(p.resent for p in self._price_subscribers),
         }
 
     async def stop(self) -> None:
@@ -202,7 +210,7 @@ class StreamShard:
             self._notify_closed(closed)
         if prices:
             for subscriber in self._price_subscribers:
-                subscriber.on_prices.remote(prices, event_time)
+                subscriber.send(prices, event_time)
         now = time.monotonic()
         if self._events is None:
             self._tickers_due.clear()

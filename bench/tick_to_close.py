@@ -9,10 +9,11 @@ just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
 (or ``{"error": ...}`` and exit status 1).
 
-The path: ``Monitor.on_prices`` (a Ray call, as a shard makes it; with ``--push local`` over the Monitor's
-Unix socket instead, which a shard could use too) -> ``Executor.close_position`` ->
+The path: the price push to the Monitor (by default over the Monitor's Unix socket, as a stream shard on
+the Monitor's node sends it, actors/price_push.py; ``--push ray`` makes it the Ray call
+``Monitor.on_prices`` a shard on another node makes) -> ``Executor.close_position`` ->
 paper fill in memory -> ``Store.call_many``. The two inner hops go over Unix sockets, since all actors
-run on one machine (aitrader/storage/local_channel.py; a Ray call to an idle actor costs ~2 ms one
+run on one machine (aitrader/local_channel.py; a Ray call to an idle actor costs ~2 ms one
 way here), as msgpack (aitrader/storage/wire.py); ``closes_local`` counts the closes answered that
 way and ``local_fallbacks`` those sent again as Ray calls. Each paper fill writes the two balance
 rows it moved (base and quote), its exit order and the position's close as ONE SQLite transaction
@@ -50,9 +51,8 @@ from actors.executor import Executor  # noqa: E402
 from actors.monitor import Monitor  # noqa: E402
 from actors.store import Store  # noqa: E402
 from aitrader.config import Settings  # noqa: E402
+from aitrader.local_channel import LocalClient, encode_prices  # noqa: E402
 from aitrader.models import PositionStatus  # noqa: E402
-from aitrader.storage.local_channel import LocalClient  # noqa: E402
-from aitrader.storage.wire import encode_prices  # noqa: E402
 
 TIMEOUT = 300
 STOP_STEP = Decimal("0.05")
@@ -165,8 +165,9 @@ def main() -> None:
     parser.add_argument("--triggers", type=int, default=1000)
     parser.add_argument("--symbols", type=int, default=100)
     parser.add_argument("--interval", type=float, default=0.02, help="seconds between price pushes")
-    parser.add_argument("--push", choices=("ray", "local"), default="ray",
-                        help="how prices reach the Monitor: a Ray call (as the stream shards send them) or its socket")
+    parser.add_argument("--push", choices=("ray", "local"), default="local",
+                        help="how prices reach the Monitor: its socket (as a shard on its node sends them) or a "
+                             "Ray call (as a shard on another node does)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     home = Path(tempfile.mkdtemp(prefix="tick-to-close-"))

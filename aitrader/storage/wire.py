@@ -119,25 +119,3 @@ def encode_view(view: dict[str, Any]) -> bytes:
 def decode_view(message: bytes) -> dict[str, Any]:
     return _VIEW.decode(message)
 
-
-# -- price pushes to the Monitor ---------------------------------------------------------------
-
-_PRICES = msgspec.msgpack.Decoder(tuple[dict[str, str], int])
-_COUNT = msgspec.msgpack.Decoder(int)
-
-
-def encode_prices(prices: dict[str, str], event_time_ms: int = 0) -> bytes:
-    """A price push (the arguments of ``Monitor.on_prices``) as msgpack."""
-    return _ENCODER.encode([prices, event_time_ms])
-
-
-def decode_prices(message: bytes) -> tuple[dict[str, str], int]:
-    return _PRICES.decode(message)
-
-
-def encode_count(count: int) -> bytes:
-    return _ENCODER.encode(count)
-
-
-def decode_count(message: bytes) -> int:
-    return _COUNT.decode(message)

@@ -146,6 +146,13 @@ def test_each_actor_recovers_from_kill_9_without_losing_or_repeating_anything(en
         measured[name] = {"pid_s": round(recovered, 2), "signals_s": round(signals_again, 2),
                           "prices_s": round(prices_again, 2)}
 
+    # The shard pushes the (restarted) Monitor its prices over the Monitor's socket again, not only
+    # by Ray calls: the socket path of the close path survives the restarts.
+    shard = actor("shard-0")
+    local_before = ray.get(shard.health.remote(), timeout=T)["prices_local"]
+    wait_for(lambda: ray.get(shard.health.remote(), timeout=T)["prices_local"] > local_before, FLOW_DEADLINE_S,
+             "price pushes over the Monitor's socket after the restarts")
+
     # Idempotency: re-sending a placed order (a client retrying after the executor died) places nothing.
     again = ray.get(executor.submit_order.remote(
         {"symbol": SYMBOLS[0], "side": "BUY", "type": "MARKET", "quote_quantity": "100",

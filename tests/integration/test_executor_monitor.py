@@ -20,9 +20,8 @@ from actors.monitor import Monitor
 from actors.store import Store
 from aitrader.config import Settings
 from aitrader.exchange import ExchangeThread, secret_for
+from aitrader.local_channel import LocalClient, decode_count, encode_prices
 from aitrader.models import OrderStatus, PositionStatus
-from aitrader.storage.local_channel import LocalClient
-from aitrader.storage.wire import decode_count, encode_prices
 
 pytestmark = [pytest.mark.usefixtures("ray_session"), pytest.mark.timeout(900)]
 TIMEOUT = 60

@@ -12,14 +12,10 @@ from aitrader.models import Balance, Order, OrderSide, OrderStatus, OrderType, P
 from aitrader.storage.sql import SQLStorage
 from aitrader.storage.wire import (
     decode_close_request,
-    decode_count,
-    decode_prices,
     decode_results,
     decode_view,
     decode_writes,
     encode_close_request,
-    encode_count,
-    encode_prices,
     encode_results,
     encode_view,
     encode_writes,
@@ -106,10 +102,7 @@ def test_decoded_writes_apply_to_sqlite_and_storage_still_validates(tmp_path: Pa
     assert storage.get_order_by_client_id("cid-2") is None
 
 
-def test_a_price_push_and_its_answer_round_trip() -> None:
-    assert decode_prices(encode_prices({"BTCUSDT": "65000.01"}, 1_700_000_000_000)) == (
-        {"BTCUSDT": "65000.01"}, 1_700_000_000_000)
-    assert decode_count(encode_count(3)) == 3
+def test_a_close_request_and_a_view_round_trip() -> None:
     assert decode_close_request(encode_close_request("p1", "stop_loss", "64999.99")) == ("p1", "stop_loss", "64999.99")
     assert decode_view(encode_view({"id": "p1", "status": "stopped", "exit_price": None})) == {
         "id": "p1", "status": "stopped", "exit_price": None}

@@ -1,4 +1,4 @@
-"""The Unix-socket request/answer channel of the close path (aitrader.storage.local_channel)."""
+"""The Unix-socket request/answer channel of the close path (aitrader.local_channel)."""
 
 from __future__ import annotations
 
@@ -12,12 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from aitrader.storage.local_channel import (
+from aitrader.local_channel import (
     AsyncLocalClient,
     AsyncLocalServer,
     LocalChannelError,
     LocalClient,
     LocalServer,
+    decode_count,
+    decode_prices,
+    encode_count,
+    encode_prices,
 )
 
 
@@ -141,3 +145,9 @@ def test_a_new_server_removes_the_socket_directories_of_dead_processes(tmp_path:
 
     # Assert
     assert not stale.exists() and live.exists() and other.exists()
+
+
+def test_a_price_push_and_its_answer_round_trip() -> None:
+    assert decode_prices(encode_prices({"BTCUSDT": "65000.01"}, 1_700_000_000_000)) == (
+        {"BTCUSDT": "65000.01"}, 1_700_000_000_000)
+    assert decode_count(encode_count(3)) == 3

@@ -283,3 +283,26 @@ def _read_exactly(connection: socket.socket, size: int) -> bytes:
 
 def _write_frame(connection: socket.socket, body: bytes) -> None:
     connection.sendall(_HEADER.pack(len(body)) + body)
+
+
+# -- price pushes to the Monitor ---------------------------------------------------------------
+
+_PRICES = msgspec.msgpack.Decoder(tuple[dict[str, str], int])
+_COUNT = msgspec.msgpack.Decoder(int)
+
+
+def encode_prices(prices: dict[str, str], event_time_ms: int = 0) -> bytes:
+    """A price push (the arguments of ``Monitor.on_prices``) as msgpack."""
+    return _ENCODER.encode([prices, event_time_ms])
+
+
+def decode_prices(message: bytes) -> tuple[dict[str, str], int]:
+    return _PRICES.decode(message)
+
+
+def encode_count(count: int) -> bytes:
+    return _ENCODER.encode(count)
+
+
+def decode_count(message: bytes) -> int:
+    return _COUNT.decode(message)
