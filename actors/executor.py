@@ -27,17 +27,18 @@ import ray
 import requests
 
 from actors.remote_storage import RemoteStorage
-from aitrader.config import Settings
 from aitrader.local_channel import LocalChannelError, LocalClient, LocalServer
-from aitrader.models import Signal, Trader, TradingMode
+from aitrader.models.enums import TradingMode
 from aitrader.storage.base import Storage
 from aitrader.storage.wire import Write, decode_close_request, decode_results, encode_view, encode_writes
-from aitrader.trading import PaperBroker, rules_from_exchange_info
-from aitrader.trading.errors import TemporaryError
-from aitrader.trading.execution import ExecutionService, PriceCache
-from aitrader.trading.order_cache import OrderCache
 
+# The trading package, the config and the table models load in the Executor's constructor, not
+# with this module: Ray imports it in every process holding an Executor handle (the shards, the
+# Monitor, the scheduler, the supervisor).
 if TYPE_CHECKING:
+    from aitrader.config import Settings
+    from aitrader.models import Signal, Trader
+    from aitrader.trading import PaperBroker
     from aitrader.trading.live import LiveBroker
 
 log = logging.getLogger("aitrader.executor")
@@ -54,6 +55,8 @@ def _get_json(url: str, **params: str) -> Any:
         answer.raise_for_status()
         return answer.json()
     except requests.RequestException as error:
+        from aitrader.trading.errors import TemporaryError
+
         raise TemporaryError(f"could not fetch {url}: {error}") from error
 
 
@@ -81,6 +84,10 @@ class Executor:
         monitor: Any = None,
         exchange_info: dict[str, Any] | None = None,
     ) -> None:
+        from aitrader.trading import PaperBroker, rules_from_exchange_info
+        from aitrader.trading.execution import ExecutionService, PriceCache
+        from aitrader.trading.order_cache import OrderCache
+
         self._settings = settings
         self._events = events
         self._monitor = monitor
@@ -244,6 +251,8 @@ class Executor:
 
     def open_from_signal(self, signal: dict[str, Any], trader: dict[str, Any]) -> dict[str, Any] | None:
         """Auto-trade an entry signal (JSON views or model dumps of the signal and its trader)."""
+        from aitrader.models import Signal, Trader
+
         user_id = self._settings.user_id
         with self._lock:
             position = self._service.open_from_signal(

@@ -25,11 +25,10 @@ import logging
 import os
 import time
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from aitrader.config import Settings
 from aitrader.events import Channel
 from aitrader.local_channel import (
     AsyncLocalClient,
@@ -40,8 +39,11 @@ from aitrader.local_channel import (
 )
 from aitrader.models import PositionStatus
 from aitrader.storage.wire import decode_view, encode_close_request
-from aitrader.trading.position_book import CloseRequest, PositionBook, PositionMarked
 from aitrader.views import money, position_view
+
+if TYPE_CHECKING:
+    from aitrader.config import Settings
+    from aitrader.trading.position_book import CloseRequest, PositionMarked
 
 log = logging.getLogger("aitrader.monitor")
 _TICK_S = 0.25
@@ -69,6 +71,10 @@ class Monitor:
         self._executor = executor
         self._write_interval_s = write_interval_s
         self._written_at: dict[str, float] = {}
+        # Loaded here, not with the module: Ray imports this module in every process holding a
+        # Monitor handle (the shards, the supervisor), and the trading package brings the models.
+        from aitrader.trading.position_book import PositionBook
+
         self._book = PositionBook(time.monotonic, update_interval_ms=update_interval_ms)
         self._closes: dict[str, asyncio.Task[None]] = {}
         self._price_times: dict[str, int] = {}

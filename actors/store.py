@@ -24,16 +24,17 @@ import os
 import threading
 from collections import deque
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ray
 
-from aitrader.config import Settings
 from aitrader.local_channel import LocalServer
 from aitrader.models import PositionStatus
 from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
-from aitrader.storage.wire import decode_writes, encode_results
+
+if TYPE_CHECKING:
+    from aitrader.config import Settings
 
 log = logging.getLogger("aitrader.store")
 
@@ -129,6 +130,8 @@ class Store:
         return self._call_many(writes, last_only)
 
     def _call_many_bytes(self, message: bytes, last_only: bool) -> bytes:
+        from aitrader.storage.wire import decode_writes, encode_results
+
         return encode_results(self._call_many(decode_writes(message), last_only))
 
     def _call_many(self, writes: list[Write], last_only: bool) -> list[Any]:

@@ -2,15 +2,46 @@
 
 from __future__ import annotations
 
-from aitrader.config import Settings, StorageBackend
-from aitrader.storage.base import Conflict, NotFound, Storage, StorageError, StorageUnavailable
-from aitrader.storage.buffered import BufferedStorage, WriteBuffered
-from aitrader.storage.engine import normalize_url, sqlite_url
-from aitrader.storage.sql import SQLStorage
+from typing import TYPE_CHECKING, Any
+
+from aitrader.storage.base import (
+    Conflict,
+    NotFound,
+    Storage,
+    StorageError,
+    StorageUnavailable,
+    WriteBuffered,
+)
+
+if TYPE_CHECKING:
+    from aitrader.config import Settings
+    from aitrader.storage.buffered import BufferedStorage as BufferedStorage
+    from aitrader.storage.engine import normalize_url as normalize_url
+    from aitrader.storage.engine import sqlite_url as sqlite_url
+    from aitrader.storage.sql import SQLStorage as SQLStorage
+
+# The backends (SQLAlchemy, sqlmodel, the table models) load on first use: Ray imports an actor's
+# module in every process that holds a handle to it, and the Store's module needs only the errors.
+_LAZY = {
+    "BufferedStorage": "aitrader.storage.buffered",
+    "SQLStorage": "aitrader.storage.sql",
+    "normalize_url": "aitrader.storage.engine",
+    "sqlite_url": "aitrader.storage.engine",
+}
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def storage_url(settings: Settings) -> str:
     """The SQLAlchemy URL of the configured SQL backend."""
+    from aitrader.config import StorageBackend
+    from aitrader.storage.engine import normalize_url, sqlite_url
+
     if settings.storage_backend is StorageBackend.POSTGRES:
         assert settings.database_url is not None  # guaranteed by Settings validation
         return normalize_url(settings.database_url.get_secret_value())
@@ -32,6 +63,10 @@ def open_storage(settings: Settings, *, read_only: bool = False, background_chec
     The networked backends (Supabase, PostgreSQL) come wrapped in `BufferedStorage`, so writes
     made while the database is unreachable are kept in order and flushed when it is back.
     """
+    from aitrader.config import StorageBackend
+    from aitrader.storage.buffered import BufferedStorage
+    from aitrader.storage.sql import SQLStorage
+
     if settings.storage_backend is StorageBackend.SUPABASE:
         from aitrader.storage.supabase import SupabaseStorage
 

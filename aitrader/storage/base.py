@@ -4,19 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from aitrader.models import (
-    Balance,
-    Heartbeat,
-    Order,
-    OrderStatus,
-    Position,
-    PositionStatus,
-    Signal,
-    SignalStatus,
-    Trader,
-)
+from aitrader.models.enums import OrderStatus, PositionStatus, SignalStatus
+
+if TYPE_CHECKING:  # annotations only: importing the errors must not load the table models
+    from aitrader.models import Balance, Heartbeat, Order, Position, Signal, Trader
 
 
 class StorageError(Exception):
@@ -33,6 +26,13 @@ class Conflict(StorageError):
 
 class StorageUnavailable(StorageError):
     """The backend cannot be reached; the write was not applied (or was buffered, if said so)."""
+
+
+class WriteBuffered(StorageError):
+    """The write is queued and will be applied in order, but no current row can be returned.
+
+    Deliberately not a `StorageUnavailable`: retrying the call would queue the write twice.
+    """
 
 
 @runtime_checkable

@@ -46,19 +46,12 @@ from aitrader.models import (
     Trader,
     utcnow,
 )
-from aitrader.storage.base import Storage, StorageError, StorageUnavailable
+from aitrader.storage.base import Storage, StorageUnavailable, WriteBuffered
 
 log = logging.getLogger("aitrader.storage")
 T = TypeVar("T", bound=SQLModel)
 R = TypeVar("R")
 _KNOWN_ROWS = 10_000
-
-
-class WriteBuffered(StorageError):
-    """The write is queued and will be applied in order, but no current row can be returned.
-
-    Deliberately not a `StorageUnavailable`: retrying the call would queue the write twice.
-    """
 
 
 class BufferedStorage:

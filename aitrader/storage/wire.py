@@ -20,13 +20,24 @@ from typing import Any
 import msgspec
 
 import aitrader.models.enums as _enums
-from aitrader.models.entities import Balance, Order, Position
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
 _DECIMAL, _DATETIME, _ENUM, _MODEL = 1, 2, 3, 4
-_MODELS: dict[str, Any] = {model.__name__: model for model in (Order, Position, Balance)}
-_FIELDS: dict[str, tuple[str, ...]] = {name: tuple(model.model_fields) for name, model in _MODELS.items()}
+# The table models load with the first storage message, not with this module: the Monitor only
+# sends close requests, and Ray imports its module in every process that holds its handle.
+_MODELS: dict[str, Any] = {}
+_FIELDS: dict[str, tuple[str, ...]] = {}
+
+
+def _load_models() -> None:
+    from aitrader.models.entities import Balance, Order, Position
+
+    for model in (Order, Position, Balance):
+        _FIELDS[model.__name__] = tuple(model.model_fields)
+        _MODELS[model.__name__] = model
+
+
 _ENUMS: dict[str, type[Enum]] = {
     name: value for name, value in vars(_enums).items()
     if isinstance(value, type) and issubclass(value, Enum) and value.__module__ == _enums.__name__
@@ -76,21 +87,29 @@ _DECODER = msgspec.msgpack.Decoder(ext_hook=_ext)
 
 def encode_writes(writes: Sequence[Write]) -> bytes:
     """Storage calls ((method, args, kwargs), ...) as one msgpack message."""
+    if not _MODELS:
+        _load_models()
     return _ENCODER.encode([[method, _pack(args), _pack(kwargs)] for method, args, kwargs in writes])
 
 
 def decode_writes(message: bytes) -> list[Write]:
     """The storage calls of an `encode_writes` message."""
+    if not _MODELS:
+        _load_models()
     return [(method, tuple(args), kwargs) for method, args, kwargs in _DECODER.decode(message)]
 
 
 def encode_results(results: Sequence[Any]) -> bytes:
     """Storage call results (models, tuples of them, amounts) as one msgpack message."""
+    if not _MODELS:
+        _load_models()
     return _ENCODER.encode(_pack(list(results)))
 
 
 def decode_results(message: bytes) -> list[Any]:
     """The results of an `encode_results` message (tuples come back as lists)."""
+    if not _MODELS:
+        _load_models()
     results = _DECODER.decode(message)
     assert isinstance(results, list)
     return results

@@ -29,7 +29,8 @@ def _loaded_after(statement: str) -> set[str]:
     return {name for name in result.stdout.strip().split(",") if name}
 
 
-@pytest.mark.parametrize("module", ["actors.scheduler", "actors.stream", "actors.filter_pool", "actors.events"])
+@pytest.mark.parametrize("module", ["actors.scheduler", "actors.stream", "actors.filter_pool", "actors.events",
+                                    "actors.store", "actors.monitor", "actors.executor", "actors.price_push"])
 def test_actor_module_imports_no_heavy_library(module: str) -> None:
     assert _loaded_after(f"import {module}") == set()
 
@@ -46,6 +47,9 @@ def test_enums_and_event_types_load_without_the_tables_or_the_feed_client() -> N
 def test_the_feed_client_loads_its_libraries_when_asked_for() -> None:
     assert {"httpx", "websockets"} <= _loaded_after("from aitrader.market import MarketFeed")
     assert {"sqlalchemy", "sqlmodel"} <= _loaded_after("from aitrader.models import Trader")
+    assert {"sqlalchemy", "sqlmodel"} <= _loaded_after("from aitrader.storage import SQLStorage")
+    assert {"sqlalchemy", "sqlmodel"} <= _loaded_after("from aitrader.storage.wire import encode_results; "
+                                                       "encode_results([])")
 
 
 @pytest.mark.parametrize("package", [aitrader.models, aitrader.market])
