@@ -7,8 +7,9 @@ needs the event types, or that holds a handle to a stream shard, pays for neithe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from aitrader.lazy import lazy_names
 
 if TYPE_CHECKING:
     from aitrader.market.buffers import BackfillResult, MarketBuffers, MarketFrame, TickerSnapshot
@@ -50,13 +51,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
-        raise AttributeError(f"module 'aitrader.market' has no attribute {name!r}")
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value  # later lookups skip this function
-    return value
+__getattr__ = lazy_names(__name__, _HOMES, globals())
 
 
 def __dir__() -> list[str]:

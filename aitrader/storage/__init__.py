@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from aitrader.lazy import lazy_names
 from aitrader.storage.base import (
     Conflict,
     NotFound,
@@ -29,12 +30,7 @@ _LAZY = {
     "sqlite_url": "aitrader.storage.engine",
 }
 
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY, globals())
 
 
 def storage_url(settings: Settings) -> str:
