@@ -9,7 +9,7 @@ from sqlalchemy import Column, DateTime, Engine, Integer, MetaData, Table, selec
 from sqlalchemy.engine import Connection
 from sqlmodel import SQLModel
 
-import aitrader.models  # noqa: F401  (registers every table on SQLModel.metadata)
+import aitrader.models.entities  # noqa: F401  (registers every table on SQLModel.metadata)
 
 _meta = MetaData()
 schema_version = Table(

@@ -67,3 +67,17 @@ def test_every_exported_name_resolves_and_unknown_names_fail(package: object) ->
 def test_money_formats_as_the_models_normalize_does(value: str) -> None:
     amount = Decimal(value)
     assert money(amount) == format(aitrader.models.normalize(amount), "f")
+
+
+def test_migrations_create_every_table_though_the_models_load_lazily() -> None:
+    # Run alone in a fresh interpreter: nothing else may have imported the tables first.
+    script = (
+        "from sqlalchemy import create_engine, inspect\n"
+        "from aitrader.storage.migrations import migrate\n"
+        "engine = create_engine('sqlite://')\n"
+        "migrate(engine)\n"
+        "print(','.join(sorted(inspect(engine).get_table_names())))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert {"traders", "signals", "positions", "orders", "balances", "heartbeats"} <= set(result.stdout.strip().split(","))
