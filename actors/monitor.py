@@ -13,7 +13,7 @@ with back-off by the book.
 When the Executor runs on this machine, a close goes over its Unix socket
 (`aitrader.local_channel`: ~0.15 ms where a Ray call to an idle actor costs ~2 ms); if that
 fails for any reason, the same close is sent as the Ray call above. Price pushes may come the same
-way (`local_address`): a stream shard on this machine can send them over this actor's own socket,
+way (`price_address`): a stream shard on this machine can send them over this actor's own socket,
 served in its event loop, instead of as Ray calls.
 """
 
@@ -209,12 +209,10 @@ class Monitor:
         return encode_count(await self.on_prices(*decode_prices(message)))
 
     async def price_address(self) -> tuple[str, str]:
-        """Where a stream shard on this node pushes prices without a Ray call (`actors.price_push`)."""
-        return await self.local_address()
-
-    async def local_address(self) -> tuple[str, str]:
-        """(Ray node id, Unix socket path) where a stream shard on this node can push prices
-        (`aitrader.local_channel.encode_prices`) without a Ray call; a failed push may be sent again by Ray."""
+        """(Ray node id, Unix socket path) where a stream shard on this node pushes prices
+        (`aitrader.local_channel.encode_prices`) without a Ray call (`actors.price_push`); a failed
+        push may be sent again by Ray. Named apart from the Executor's `local_address` (closes, another
+        message) so a shard tells a price socket from any other."""
         self._ensure_loop()
         assert self._price_server is not None
         server = await self._price_server

@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     # Trigger them one push at a time; each push crosses exactly one stop.
     client: LocalClient | None = None
     if args.push == "local":
-        client = LocalClient(ray.get(monitor.local_address.remote(), timeout=TIMEOUT)[1])
+        client = LocalClient(ray.get(monitor.price_address.remote(), timeout=TIMEOUT)[1])
     load_before = load()
     pushed_at: dict[str, float] = {}
     for j in range(per_symbol):

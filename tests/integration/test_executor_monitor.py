@@ -140,7 +140,7 @@ def test_closes_and_their_writes_take_the_local_channels_on_one_machine(paper: E
 def test_a_price_pushed_over_the_monitors_socket_closes_a_position(paper: Engine) -> None:
     # Arrange
     position = open_long(paper, stop_loss="95")
-    _node, path = ray.get(paper.monitor.local_address.remote(), timeout=TIMEOUT)
+    _node, path = ray.get(paper.monitor.price_address.remote(), timeout=TIMEOUT)
     client = LocalClient(path)
 
     # Act: what a stream shard on this machine may send instead of a Ray call
