@@ -28,6 +28,28 @@ log = logging.getLogger("aitrader.serve")
 APP_NAME = "aitrader-api"
 
 
+class ServeNoiseFilter(logging.Filter):
+    """Drops two of Serve's driver-side lines that mislead under direct ingress.
+
+    "Application 'aitrader-api' is ready at http://[::]:<port>/" names the idle proxy's spare port,
+    not the API's (the replica answers on the engine's port, which `aitrader up` prints), and
+    "Connecting to existing Serve app ... will not be applied" follows from `serve.run` finding the
+    controller this module started with those very options.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        ready_at = message.startswith(f"Application '{APP_NAME}' is ready at ")
+        return not (ready_at or message.startswith("Connecting to existing Serve app"))
+
+
+def quiet_serve_driver_logs() -> None:
+    """Install `ServeNoiseFilter` on Serve's logger in this process (once)."""
+    serve_log = logging.getLogger("ray.serve")
+    if not any(isinstance(f, ServeNoiseFilter) for f in serve_log.filters):
+        serve_log.addFilter(ServeNoiseFilter())
+
+
 def start_serve_proxy(port: int, host: str = "::", *, ingress_apps: int = 1, wait_for_proxy: bool = True,
                       env_inherited: bool = False) -> None:
     """Start Serve's controller so the API replica itself serves HTTP on ``host:port``.
@@ -130,6 +152,7 @@ def start_api(
     the handles not given here when it first needs each (`serve.backend.RayBackend`): then the API
     can be deployed before the actor graph exists. ``env_inherited``: as in `start_serve_proxy`.
     """
+    quiet_serve_driver_logs()
     if start_serve:
         start_serve_proxy(port, host, env_inherited=env_inherited)
     if supervisor is None and (store is None or events is None):

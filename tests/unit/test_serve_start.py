@@ -7,6 +7,7 @@ import inspect
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 SERVE_DIR = Path(__file__).resolve().parents[2] / "serve"
 
@@ -46,3 +47,28 @@ def test_deploying_imports_no_app_module_in_the_deploying_process() -> None:
     done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
 
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_serve_lines_naming_the_idle_proxy_are_dropped_and_others_kept(caplog: Any) -> None:
+    import logging
+
+    from serve.deployment import APP_NAME, quiet_serve_driver_logs
+
+    quiet_serve_driver_logs()
+    quiet_serve_driver_logs()  # once only
+    serve_log = logging.getLogger("ray.serve")
+    assert sum(type(f).__name__ == "ServeNoiseFilter" for f in serve_log.filters) == 1
+    with caplog.at_level(logging.INFO, logger="ray.serve"):
+        serve_log.info(f"Application '{APP_NAME}' is ready at http://[::]:41223/.")
+        serve_log.info('Connecting to existing Serve app in namespace "serve". New http_options will not be applied.')
+        serve_log.info("Deploying new version of Deployment(name='ApiIngress', app='aitrader-api').")
+    assert [r.getMessage() for r in caplog.records] == [
+        "Deploying new version of Deployment(name='ApiIngress', app='aitrader-api')."]
+
+
+def test_serve_still_logs_the_lines_the_filter_drops_in_that_form() -> None:
+    from ray.serve._private import api as serve_api
+    from ray.serve._private import client
+
+    assert "logger.info(f\"Application '{app.name}' is ready{url_part}.\")" in inspect.getsource(client)
+    assert "Connecting to existing Serve app in namespace" in inspect.getsource(serve_api)
