@@ -128,24 +128,33 @@ def init_ray(address: str | None) -> None:
     # start can miss that while imports are cold. Try again before giving up.
     for attempt in range(1, 4):
         try:
-            ray.init(
-                address="local",  # a new single-node Ray, never someone else's running cluster
-                include_dashboard=False,
-                num_cpus=os.cpu_count() or 2,
-                namespace="aitrader",
-                log_to_driver=False,
-                object_store_memory=300 * 1024 * 1024,
-                # Ray's own metrics (the engine's are on /metrics): no exporter in every worker.
-                _system_config={"enable_metrics_collection": False},
-                # No runtime_env: workers inherit this process's environment (usage stats off
-                # included), and a job runtime_env makes every worker start wait on Ray's agent.
-            )
+            _start_local_ray()
             return
         except Exception as exc:
             ray.shutdown()
             if attempt == 3:
                 raise EngineStartError(f"Ray did not start ({exc}); is the machine overloaded? Try again") from exc
             log.warning("Ray did not start (attempt %d of 3): %s; retrying", attempt, exc)
+
+
+def _start_local_ray() -> None:
+    """A new single-node Ray, never someone else's running cluster: the lean head of
+    `cli.ray_head` (no autoscaler monitor, log monitor or dashboard head), else plain ``ray.init``."""
+    import ray
+
+    from cli.ray_head import start_lean_head
+
+    num_cpus = os.cpu_count() or 2
+    object_store_memory = 300 * 1024 * 1024
+    # Ray's own metrics (the engine's are on /metrics): no exporter in every worker.
+    system_config = {"enable_metrics_collection": False}
+    # No runtime_env: workers inherit this process's environment (usage stats off included), and
+    # a job runtime_env makes every worker start wait on Ray's agent.
+    if start_lean_head(num_cpus=num_cpus, object_store_memory=object_store_memory, system_config=system_config,
+                       namespace="aitrader", log_to_driver=False):
+        return
+    ray.init(address="local", include_dashboard=False, num_cpus=num_cpus, object_store_memory=object_store_memory,
+             _system_config=system_config, namespace="aitrader", log_to_driver=False)
 
 
 def start_local_exchange(speed: float, say: Any) -> Any:

@@ -1,0 +1,132 @@
+"""A lean single-node Ray head for `aitrader up`: the GCS and the raylet (with the agents it
+launches), without the autoscaler monitor, the log monitor and the dashboard head.
+
+Why Ray's private API: ``ray.init(address="local")`` in Ray 2.60 builds its ``RayParams``
+without ``no_monitor`` / ``include_log_monitor`` (only the hidden ``ray start --no-monitor``
+flags reach them), and always starts the dashboard head, then waits for it to write its address
+before it starts the raylet (serial, ~2 s on 2 busy cores). None of the three is used by a
+local engine:
+
+* the autoscaler monitor: a single node never autoscales;
+* the log monitor: it only tails the workers' log files to stream them to drivers, and the
+  engine's driver runs with ``log_to_driver=False``; workers still write their own
+  ``worker-*.out/err`` files in the session's ``logs`` dir;
+* the dashboard head: under ``include_dashboard=False`` it loads only ``UsageStatsHead`` (usage
+  stats are off), so it serves neither the state API (``ray.util.state``), nor jobs, nor Serve's
+  REST API; nothing in Ray core, Serve, ``ray.kill`` or actor restarts talks to it.
+
+So this module starts the head's `Node` itself, then connects the driver with
+``ray.init(address=<its GCS>)`` and hands the node to Ray's worker module as ``ray.init`` does,
+so that ``ray.shutdown()`` (explicit, or Ray's atexit hook) ends every process of it. The node's
+processes fate-share with this process (``PR_SET_PDEATHSIG`` on Linux; elsewhere Ray's reaper),
+so a ``kill -9`` of ``aitrader up`` ends them too. Everything private is here, checked before any
+process starts: `start_lean_head` returns False when Ray is not as expected, and the caller then
+uses plain ``ray.init``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from typing import Any
+
+log = logging.getLogger("aitrader.up")
+
+#: Processes a lean head leaves out, as the RayParams options that say so.
+LEAN_HEAD_OPTIONS: dict[str, Any] = {"no_monitor": True, "include_log_monitor": False, "include_dashboard": False}
+
+
+def lean_head_params(*, num_cpus: int, object_store_memory: int, system_config: dict[str, Any]) -> dict[str, Any]:
+    """The ``RayParams`` of a lean single-node head (what ``ray.init`` would pass, plus `LEAN_HEAD_OPTIONS`)."""
+    return {"num_cpus": num_cpus, "object_store_memory": object_store_memory,
+            "_system_config": dict(system_config), **LEAN_HEAD_OPTIONS}
+
+
+def lean_head_supported() -> bool:
+    """Whether this Ray has the private pieces a lean head needs (Ray is pinned; this guards an upgrade)."""
+    try:
+        from ray._private import node, parameter, worker
+        from ray._private.authentication import authentication_token_setup as tokens
+    except ImportError:
+        return False
+    params = inspect.signature(parameter.RayParams).parameters
+    start_api_server = getattr(node.Node, "start_api_server", None)
+    return (all(name in params for name in LEAN_HEAD_OPTIONS) and start_api_server is not None
+            and "ray_init_cluster" in inspect.signature(node.Node).parameters
+            and hasattr(worker, "_global_node") and hasattr(tokens, "enable_token_auth_by_default")
+            and hasattr(tokens, "ensure_token_if_auth_enabled"))
+
+
+def start_lean_head(*, num_cpus: int, object_store_memory: int, system_config: dict[str, Any],
+                    namespace: str, log_to_driver: bool) -> bool:
+    """Start a lean local Ray head and connect this process to it as the driver.
+
+    Returns False, having started nothing, when this Ray lacks what it needs. Raises what Ray
+    raises if the node or the connection fails, after ending whatever processes it started.
+    """
+    if not lean_head_supported():
+        log.warning("this Ray has no lean-head support; starting Ray with ray.init")
+        return False
+    import ray
+    from ray._common.usage import usage_lib
+    from ray._private import parameter, worker
+    from ray._private.authentication.authentication_token_setup import (
+        enable_token_auth_by_default,
+        ensure_token_if_auth_enabled,
+    )
+
+    # As ray.init does for a new local cluster: token auth on unless RAY_AUTH_MODE says otherwise,
+    # usage stats off, and a raised open-files limit that Ray's processes inherit.
+    enable_token_auth_by_default()
+    ensure_token_if_auth_enabled(system_config, create_token_if_missing=True)
+    usage_lib.set_usage_stats_enabled_via_env_var(False)
+    _raise_open_files_limit()
+    params = parameter.RayParams(**lean_head_params(
+        num_cpus=num_cpus, object_store_memory=object_store_memory, system_config=system_config))
+    head = _lean_node_class()(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
+    try:
+        ray.init(address=head.address, namespace=namespace, log_to_driver=log_to_driver)
+    except BaseException:
+        ray.shutdown()
+        head.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+        raise
+    # ray.init(address=...) holds a connect-only node; ray.init(address="local") would hold the
+    # head itself, whose processes ray.shutdown() ends. Make it so.
+    worker._global_node = head
+    log.info("started a lean local Ray head (no autoscaler monitor, log monitor or dashboard head)")
+    return True
+
+
+def _lean_node_class() -> type:
+    from ray._private.node import Node
+
+    class LeanHeadNode(Node):  # type: ignore[misc]
+        """A head `Node` that starts no dashboard head and ends its processes if it fails to start."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                super().__init__(*args, **kwargs)
+            except BaseException:
+                # ray.init leaves a half-started node's processes running until the driver exits.
+                if getattr(self, "all_processes", None):
+                    self.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
+                raise
+
+        def start_api_server(self, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
+            self._webui_url = None  # no dashboard head: see the module's docstring
+
+    return LeanHeadNode
+
+
+def _raise_open_files_limit() -> None:
+    """Raise the soft open-files limit towards the hard one (at most 65536), as ray.init does."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, 65536)), hard))
+        except ValueError:
+            log.debug("could not raise the open-files limit")
