@@ -1,0 +1,44 @@
+"""The lean Ray head's pieces that start no process: its parameters and its support check against
+the pinned Ray (a Ray upgrade that drops what it needs would fall back to ``ray.init`` silently)."""
+
+from __future__ import annotations
+
+from cli.ray_head import LEAN_HEAD_OPTIONS, _lean_node_class, lean_head_params, lean_head_supported
+
+
+def test_the_lean_head_asks_for_no_autoscaler_monitor_log_monitor_or_dashboard() -> None:
+    from ray._private.parameter import RayParams
+
+    params = RayParams(**lean_head_params(num_cpus=2, object_store_memory=300 * 1024 * 1024,
+                                          system_config={"enable_metrics_collection": False}))
+
+    assert params.no_monitor is True
+    assert params.include_log_monitor is False
+    assert params.include_dashboard is False
+    assert (params.num_cpus, params.object_store_memory) == (2, 300 * 1024 * 1024)
+    assert params._system_config == {"enable_metrics_collection": False}
+
+
+def test_the_system_config_is_copied_not_shared() -> None:
+    config = {"enable_metrics_collection": False}
+
+    params = lean_head_params(num_cpus=1, object_store_memory=1, system_config=config)
+    params["_system_config"]["extra"] = 1
+
+    assert config == {"enable_metrics_collection": False}
+    assert {k: params[k] for k in LEAN_HEAD_OPTIONS} == LEAN_HEAD_OPTIONS
+
+
+def test_the_pinned_ray_supports_the_lean_head() -> None:
+    assert lean_head_supported()
+
+
+def test_the_lean_node_starts_no_dashboard_head() -> None:
+    node_class = _lean_node_class()
+    node = node_class.__new__(node_class)  # no __init__: nothing starts
+    node._webui_url = "127.0.0.1:8265"
+
+    node.start_api_server(include_dashboard=False, raise_on_failure=True)
+
+    assert node._webui_url is None
+    assert "start_api_server" in vars(node_class)
