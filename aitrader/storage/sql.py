@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from functools import cache
 from typing import Any, TypeVar
@@ -12,9 +10,8 @@ from typing import Any, TypeVar
 from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select as core_select
-from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, SQLModel, col, delete, select
-from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import SQLModel, col, delete, select
 
 from aitrader.models import (
     Balance,
@@ -29,24 +26,13 @@ from aitrader.models import (
     TraderStatus,
     utcnow,
 )
-from aitrader.storage.base import Conflict, NotFound, StorageUnavailable
+from aitrader.storage.base import NotFound
 from aitrader.storage.engine import WalCheckpointer, create_storage_engine
 from aitrader.storage.migrations import migrate
+from aitrader.storage.transactions import SQLTransactions, Write
 
 T = TypeVar("T", bound=SQLModel)
-R = TypeVar("R")
-#: One storage call: (method name, positional arguments, keyword arguments).
-Write = tuple[str, tuple[Any, ...], dict[str, Any]]
-
-
-def _is_locked(exc: BaseException) -> bool:
-    return isinstance(exc, OperationalError) and "locked" in str(exc.orig)
-
-
-# SQLite already waits out its busy timeout; this covers the rare lock that outlasts it.
-_retry_locked = retry(
-    retry=retry_if_exception(_is_locked), stop=stop_after_attempt(5), wait=wait_exponential(0.05, max=1), reraise=True
-)
+__all__ = ["SQLStorage", "Write"]
 
 
 @cache
@@ -61,7 +47,7 @@ def _table(model: type[SQLModel]) -> Table:
     return table
 
 
-class SQLStorage:
+class SQLStorage(SQLTransactions):
     """Storage over any SQLAlchemy URL (``sqlite:///path.db``, ``postgresql://...``).
 
     Each call is one transaction; `apply_many` runs several calls as one. Hot-path writes (inserts,
@@ -77,7 +63,7 @@ class SQLStorage:
         self.checkpointer = (WalCheckpointer(self.engine)
                              if background_checkpoints and not read_only and self.engine.dialect.name == "sqlite"
                              else None)
-        self._local = threading.local()  # the session of an `apply_many` running on this thread
+        self._init_transactions()
         if migrate_schema and not read_only:
             self.migrate()
 
@@ -85,52 +71,7 @@ class SQLStorage:
         """Apply pending schema migrations; return the versions applied."""
         return self._guard(lambda: migrate(self.engine))
 
-    # -- plumbing -------------------------------------------------------------------------
-
-    def apply_many(self, writes: Sequence[Write]) -> list[Any]:
-        """Run several storage calls in ONE transaction, in order: every one committed, or none
-        (the first error is raised and nothing is written). Returns their results, in order."""
-
-        def action() -> list[Any]:
-            with Session(self.engine, expire_on_commit=False) as session:
-                self._local.tx = session
-                try:
-                    results = [getattr(self, method)(*args, **kwargs) for method, args, kwargs in writes]
-                    session.commit()
-                finally:
-                    self._local.tx = None
-                return results
-
-        return self._guard(action)
-
-    def _in_transaction(self) -> bool:
-        return getattr(self._local, "tx", None) is not None
-
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        """The `apply_many` transaction's session, or a new one (closed afterwards)."""
-        tx: Session | None = getattr(self._local, "tx", None)
-        if tx is not None:
-            yield tx
-            return
-        with Session(self.engine, expire_on_commit=False) as session:
-            yield session
-
-    def _commit(self, session: Session) -> None:
-        """Commit a call's own session; inside `apply_many` only flush (the transaction commits once)."""
-        if session is getattr(self._local, "tx", None):
-            session.flush()
-        else:
-            session.commit()
-
-    def _guard(self, action: Callable[[], R]) -> R:
-        try:
-            # Inside `apply_many` a locked database is retried by the whole transaction, not one call.
-            return action() if self._in_transaction() else _retry_locked(action)()
-        except IntegrityError as exc:
-            raise Conflict(_integrity_message(exc)) from exc
-        except OperationalError as exc:
-            raise StorageUnavailable(f"the database cannot be reached or used: {exc.orig}") from exc
+    # -- plumbing (transactions: aitrader/storage/transactions.py) ------------------------
 
     def _insert(self, row: T) -> T:
         model = type(row)
@@ -139,9 +80,8 @@ class SQLStorage:
         values = {columns[name]: getattr(row, name) for name in model.model_fields}
 
         def action() -> T:
-            with self._session() as session:
-                session.connection().execute(_insert_statement(model), values)
-                self._commit(session)
+            with self._connection() as connection:
+                self._run(connection, _insert_statement(model), values)
                 return row
 
         return self._guard(action)
@@ -325,11 +265,9 @@ class SQLStorage:
             return
 
         def action() -> None:
-            with self._session() as session:
-                connection = session.connection()
+            with self._connection() as connection:
                 for columns, rows in groups.items():
-                    connection.execute(_mark_statement(columns), rows)
-                self._commit(session)
+                    self._run_many(connection, _mark_statement(columns), rows)
 
         self._guard(action)
 
@@ -372,18 +310,15 @@ class SQLStorage:
             values["fees"] = fees
 
         def action() -> tuple[Position, bool]:
-            with self._session() as session:
-                connection = session.connection()
+            with self._connection() as connection:  # one transaction: the read sees this close, not a later one
                 # The status condition makes the close exactly-once across racing callers; RETURNING
                 # reads the closed row back in the same statement (no ORM load).
-                closed = connection.execute(
-                    _close_statement(tuple(values)),
-                    {**values, "c_id": position_id, "c_open": PositionStatus.OPEN},
-                ).mappings().first()
+                _, rows = self._run(connection, _close_statement(tuple(values)),
+                                    {**values, "c_id": position_id, "c_open": PositionStatus.OPEN})
+                closed = rows[0] if rows else None
                 stored = closed or connection.execute(_SELECT_POSITION, {"p_id": position_id}).mappings().first()
                 if stored is None:
                     raise NotFound(f"no position with id {position_id!r}")
-                self._commit(session)  # one transaction: the read sees this close, not a later one
                 # The stored row, validated when it was written (as a load through the ORM is not).
                 return Position.model_construct(**stored), closed is not None
 
@@ -432,8 +367,7 @@ class SQLStorage:
                             "locked": _amount(b.locked), "updated_at": now} for b in balances}
 
         def action() -> None:
-            with self._session() as session:
-                connection = session.connection()
+            with self._connection() as connection:
                 changed = list(wanted.values())
                 if replace:
                     stored = {asset: (free, locked) for asset, free, locked in
@@ -443,9 +377,8 @@ class SQLStorage:
                         connection.execute(_DELETE_BALANCES, {"b_user": user_id, "b_assets": gone})
                     changed = [row for asset, row in wanted.items() if stored.get(asset) != (row["free"], row["locked"])]
                 for row in changed:  # update, else insert: the Store is the only writer, so no race
-                    if connection.execute(_UPDATE_BALANCE, row).rowcount == 0:
-                        connection.execute(_INSERT_BALANCE, row)
-                self._commit(session)
+                    if self._run(connection, _UPDATE_BALANCE, row)[0] == 0:
+                        self._run(connection, _INSERT_BALANCE, row)
 
         self._guard(action)
 
@@ -523,14 +456,3 @@ def _amount(value: Any) -> Decimal:
     if not amount.is_finite():
         raise ValueError(f"a balance must be a finite amount, got {amount}")
     return amount
-
-
-def _integrity_message(exc: IntegrityError) -> str:
-    text = str(exc.orig)
-    if "uq_traders_user_name" in text or "traders.user_id, traders.name" in text:
-        return "a trader with this name already exists; choose another name"
-    if "client_order_id" in text:
-        return "an order with this client order id already exists"
-    if "FOREIGN KEY" in text or "foreign key" in text:
-        return "the row refers to a trader, signal or position that does not exist"
-    return f"the write breaks a uniqueness or reference rule: {text}"
