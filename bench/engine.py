@@ -180,7 +180,8 @@ def main() -> dict[str, Any]:
     # One more active trader than the bench creates: the engine seeds its example trader.
     process = launch(home, port, extra_env={"MAX_SYMBOLS": str(SYMBOLS), "MAX_ACTIVE_TRADERS": str(TRADERS + 1)})
     sessions: set[str] = set()
-    result: dict[str, Any] = {"bench": "engine", "symbols": SYMBOLS, "traders": TRADERS}
+    result: dict[str, Any] = {"bench": "engine", "symbols": SYMBOLS, "traders": TRADERS,
+                              "ray_head": "ray.init" if os.environ.get("AITRADER_LEAN_RAY_HEAD", "1") == "0" else "lean"}
     try:
         wait_healthy(process, port, STARTUP_DEADLINE_S)
         result["startup_s"] = round(time.monotonic() - started, 2)

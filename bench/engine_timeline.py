@@ -7,7 +7,8 @@ what it runs (``ray::Store``, ``raylet``, ``ServeController`` ...). Then it stop
 ``aitrader down`` does (SIGTERM to the ``aitrader up`` process) and times that too. Seconds are from the launch of the process.
 
 Run it under the shared Ray lock: ``flock /tmp/aitrader-ray.lock .venv/bin/python bench/engine_timeline.py``.
-The last line printed is one JSON object (stage -> seconds).
+``AITRADER_LEAN_RAY_HEAD=0`` in the environment measures the engine on plain ``ray.init``'s head
+instead of `cli.ray_head`'s lean one. The last line printed is one JSON object (stage -> seconds).
 """
 
 from __future__ import annotations
@@ -114,6 +115,11 @@ def _kind(answer: str) -> str:
     return "200" if answer.startswith("200") else answer
 
 
+def ray_head() -> str:
+    """Which local Ray head `aitrader up` starts: ``lean`` (`cli.ray_head`) or plain ``ray.init``."""
+    return "ray.init" if os.environ.get("AITRADER_LEAN_RAY_HEAD", "1") == "0" else "lean"
+
+
 def main() -> dict[str, Any]:
     home = Path(tempfile.mkdtemp(prefix="aitrader-bench-timeline-"))
     port = free_port()
@@ -134,7 +140,7 @@ def main() -> dict[str, Any]:
     reader = threading.Thread(target=read, daemon=True)
     reader.start()
     sessions: set[str] = set()
-    result: dict[str, Any] = {"bench": "engine_timeline"}
+    result: dict[str, Any] = {"bench": "engine_timeline", "ray_head": ray_head()}
     try:
         answers = health_answers(process, port, launched)
         result["healthy_s"] = round(time.time() - launched, 2)
@@ -146,6 +152,9 @@ def main() -> dict[str, Any]:
         for at, label, pid, cpu in started:
             print(f"{at - launched:7.2f}  {cpu:6.2f}  {label}  (pid {pid})")
         result["cpu_s"] = round(sum(cpu for *_, cpu in started), 1)
+        # When Ray's raylet started: everything before it is Ray's head start-up, serial.
+        result["raylet_started_s"] = next((round(at - launched, 2) for at, label, *_ in started
+                                           if label == "raylet"), None)
         print("-- output of aitrader up (s after launch)")
         for at, line in list(lines):
             print(f"{at:7.2f}  {line}")

@@ -21,17 +21,21 @@ so that ``ray.shutdown()`` (explicit, or Ray's atexit hook) ends every process o
 processes fate-share with this process (``PR_SET_PDEATHSIG`` on Linux; elsewhere Ray's reaper),
 so a ``kill -9`` of ``aitrader up`` ends them too. Everything private is here, checked before any
 process starts: `start_lean_head` returns False when Ray is not as expected, and the caller then
-uses plain ``ray.init``.
+uses plain ``ray.init``. ``AITRADER_LEAN_RAY_HEAD=0`` in the environment asks for plain ``ray.init``
+too (to compare the two, or should a Ray process left out here ever be needed).
 """
 
 from __future__ import annotations
 
 import inspect
 import logging
+import os
 from typing import Any
 
 log = logging.getLogger("aitrader.up")
 
+#: Set to 0, plain ``ray.init`` starts the local Ray instead.
+LEAN_HEAD_ENV = "AITRADER_LEAN_RAY_HEAD"
 #: Processes a lean head leaves out, as the RayParams options that say so.
 LEAN_HEAD_OPTIONS: dict[str, Any] = {"no_monitor": True, "include_log_monitor": False, "include_dashboard": False}
 
@@ -64,6 +68,8 @@ def start_lean_head(*, num_cpus: int, object_store_memory: int, system_config: d
     Returns False, having started nothing, when this Ray lacks what it needs. Raises what Ray
     raises if the node or the connection fails, after ending whatever processes it started.
     """
+    if os.environ.get(LEAN_HEAD_ENV, "1") == "0":
+        return False
     if not lean_head_supported():
         log.warning("this Ray has no lean-head support; starting Ray with ray.init")
         return False

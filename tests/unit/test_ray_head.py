@@ -3,7 +3,16 @@ the pinned Ray (a Ray upgrade that drops what it needs would fall back to ``ray.
 
 from __future__ import annotations
 
-from cli.ray_head import LEAN_HEAD_OPTIONS, _lean_node_class, lean_head_params, lean_head_supported
+import pytest
+
+from cli.ray_head import (
+    LEAN_HEAD_ENV,
+    LEAN_HEAD_OPTIONS,
+    _lean_node_class,
+    lean_head_params,
+    lean_head_supported,
+    start_lean_head,
+)
 
 
 def test_the_lean_head_asks_for_no_autoscaler_monitor_log_monitor_or_dashboard() -> None:
@@ -42,3 +51,15 @@ def test_the_lean_node_starts_no_dashboard_head() -> None:
 
     assert node._webui_url is None
     assert "start_api_server" in vars(node_class)
+
+
+def test_asked_for_plain_ray_init_it_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import ray
+
+    monkeypatch.setenv(LEAN_HEAD_ENV, "0")
+
+    started = start_lean_head(num_cpus=1, object_store_memory=80 * 1024 * 1024, system_config={},
+                              namespace="aitrader-test", log_to_driver=False)
+
+    assert started is False
+    assert not ray.is_initialized()
