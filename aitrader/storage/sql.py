@@ -30,6 +30,7 @@ from aitrader.storage.base import NotFound
 from aitrader.storage.engine import WalCheckpointer, create_storage_engine
 from aitrader.storage.migrations import migrate
 from aitrader.storage.transactions import SQLTransactions, Write
+from aitrader.storage.validate import validated, validated_values
 
 T = TypeVar("T", bound=SQLModel)
 __all__ = ["SQLStorage", "Write"]
@@ -75,9 +76,10 @@ class SQLStorage(SQLTransactions):
 
     def _insert(self, row: T) -> T:
         model = type(row)
-        row = model.model_validate(row.model_dump())
+        checked = validated_values(model, row.model_dump())  # as model_validate does, without a table row
         columns = _column_of(model)
-        values = {columns[name]: getattr(row, name) for name in model.model_fields}
+        values = {columns[name]: value for name, value in checked.items()}
+        row = model.model_construct(**checked)
 
         def action() -> T:
             with self._connection() as connection:
@@ -109,7 +111,7 @@ class SQLStorage(SQLTransactions):
                 merged = {**row.model_dump(), **changes}
                 if "updated_at" in model.model_fields:
                     merged["updated_at"] = utcnow()
-                checked = model.model_validate(merged)
+                checked = validated(model, merged)
                 columns = _column_of(model)
                 table = _table(model)
                 [key_column] = table.primary_key.columns

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from aitrader.models import Order, OrderStatus, TradingMode
 from aitrader.storage.base import Storage
+from aitrader.storage.validate import validated
 from aitrader.trading.broker import OrderResult, SubmitOrder
 
 
@@ -21,7 +22,8 @@ class OrderJournal:
 
     def begin(self, request: SubmitOrder) -> Order:
         """Store the order as PENDING_SUBMIT (before anything is sent) and return the stored row."""
-        order = Order.model_validate(
+        order = validated(  # as Order.model_validate does, without SQLAlchemy's per-field instrumentation
+            Order,
             {
                 "user_id": self.user_id,
                 "client_order_id": request.client_order_id,
