@@ -17,6 +17,7 @@ import gc
 import logging
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -47,6 +48,9 @@ _HTTP_TIMEOUT_S = 10.0
 _STORE_TIMEOUT_S = 120.0
 #: How long to wait before asking the Store for its local channel again (after none was usable).
 _CHANNEL_RETRY_S = 5.0
+#: Python's GIL switch interval here: a channel thread answering a close waits at most this long for
+#: another thread running Python code (the outbox's Ray submissions); the default 5 ms is half the budget.
+SWITCH_INTERVAL_S = 0.001
 
 
 def _get_json(url: str, **params: str) -> Any:
@@ -96,6 +100,7 @@ class Executor:
         self._store_client: LocalClient | None = None
         self._store_channel_at = 0.0
         self._reconcile_error: str | None = None
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._outbox: queue.SimpleQueue[tuple[str, str, dict[str, Any]] | Callable[[], None]] = queue.SimpleQueue()
         threading.Thread(target=self._send_outbox, name="executor-outbox", daemon=True).start()
         base_url = settings.binance_api_url

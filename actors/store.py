@@ -13,6 +13,10 @@ Two kinds of writes, by what losing one would cost:
 With SQLite, commits never checkpoint the WAL: the flusher thread does, every
 ``CHECKPOINT_EVERY_COMMITS`` commits, outside the Store's lock and on a connection of its own
 (aitrader/storage/engine.py `WalCheckpointer`), so a close's commit does not copy back 1,000 pages.
+
+A caller goes before the flusher: the flusher applies the queue in small transactions (`MARK_BATCH`
+marks, `FLUSH_BATCH` other writes) and starts none while a call is waiting for the Store's lock,
+so a close waits for one small batch at most.
 """
 
 from __future__ import annotations
@@ -21,9 +25,12 @@ import gc
 import itertools
 import logging
 import os
+import sys
 import threading
+import time
 from collections import deque
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import TYPE_CHECKING, Any
 
 import ray
@@ -54,8 +61,13 @@ MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 MAX_BUFFERED = 1_000
 #: Queued writes applied per transaction by the flusher (a money call waits for one such batch at most).
 FLUSH_BATCH = 8
-#: Queued P&L marks applied by one `mark_positions` statement (a mark costs microseconds there).
-MARK_BATCH = 200
+#: Queued P&L marks applied by one `mark_positions` transaction (~20 us a mark: the lock is held < ~1.5 ms).
+MARK_BATCH = 50
+#: How long the flusher steps aside, each time, while a call waits for the Store's lock.
+_YIELD_S = 0.0002
+#: Python's GIL switch interval in the Store: a channel thread answering a close waits at most this long
+#: for a flusher thread running Python code (the default, 5 ms, would be half the close path's budget).
+SWITCH_INTERVAL_S = 0.001
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -77,12 +89,15 @@ class Store:
         self._storage: Storage = open_storage(settings, background_checkpoints=True)
         self._queue: deque[Write] = deque()
         self._lock = threading.RLock()
+        self._waiting = 0  # calls waiting for `_lock`: the flusher starts no batch meanwhile
+        self._waiting_lock = threading.Lock()
         self._degraded: str | None = None
         self._written = 0
         self._open_ids: set[str] = set()  # positions known open, so a queued mark needs no read first
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,), daemon=True)
         self._flusher.start()
+        sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The paper close path's writes, from an Executor on this machine (see `local_address`).
         self._channel = LocalServer(lambda message: self._call_many_bytes(message, last_only=True), name="store")
         gc.collect()
@@ -108,7 +123,7 @@ class Store:
         """
         if method not in ALLOWED:
             raise AttributeError(f"Storage has no method {method!r}")
-        with self._lock:
+        with self._turn():
             if method not in MONEY_WRITES:
                 self._drain()
             return self._apply(method, args, kwargs)
@@ -138,7 +153,7 @@ class Store:
         for method, _args, _kwargs in writes:
             if method not in ALLOWED:
                 raise AttributeError(f"Storage has no method {method!r}")
-        with self._lock:
+        with self._turn():
             money = all(method in MONEY_WRITES for method, _args, _kwargs in writes)
             if not money:
                 self._drain()
@@ -197,6 +212,21 @@ class Store:
         return remaining
 
     # -- internals ------------------------------------------------------------------------------
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """Hold the Store's lock for a caller, ahead of the flusher (which starts no batch while a caller waits)."""
+        with self._waiting_lock:
+            self._waiting += 1
+        try:
+            self._lock.acquire()
+        finally:
+            with self._waiting_lock:
+                self._waiting -= 1
+        try:
+            yield
+        finally:
+            self._lock.release()
 
     def _note(self, method: str, args: tuple[Any, ...]) -> None:
         """Keep `_open_ids` current, so a queued P&L mark of a position known open needs no read."""
@@ -338,10 +368,19 @@ class Store:
             self._written += 1
             return True
 
+    def _flush_in_turn(self) -> None:
+        """`_flush` for the flusher thread: one small batch at a time, none while a caller waits for the lock."""
+        while True:
+            if self._waiting:
+                time.sleep(_YIELD_S)
+                continue
+            if not (self._flush_batch() or self._flush_one()):
+                return
+
     def _flush_loop(self, interval: float) -> None:
         checkpoint_if_due = getattr(self._storage, "checkpoint_if_due", None)
         while not self._stop.wait(interval):
-            self._flush()
+            self._flush_in_turn()
             if callable(checkpoint_if_due):
                 try:
                     checkpoint_if_due()  # outside the lock: writes go on while the WAL is copied back

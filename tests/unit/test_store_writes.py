@@ -3,6 +3,8 @@ and a queued P&L mark never lands on a closed position."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -80,3 +82,35 @@ def test_a_run_of_queued_marks_is_applied_at_once_and_skips_a_closed_position(st
     assert remaining == 0 and store.health()["written"] == 3
     assert store.call("get_position", kept.id).current_price == Decimal("64200")
     assert store.call("get_position", gone.id).current_price == Decimal("63500")
+
+
+def test_a_caller_waiting_for_the_lock_goes_before_the_flushers_next_batch(store: Any) -> None:
+    # Arrange: marks are queued; a close waits for the Store's lock (held here) while the flusher runs
+    positions = [store.call("create_position", make_position()) for _ in range(3)]
+    store.enqueue_many([("update_position", (p.id,), {"current_price": Decimal("64100")}) for p in positions])
+    applied: list[str] = []
+    storage = store._storage
+    for name in ("apply_many", "mark_positions"):
+        def record(*args: Any, _name: str = name, _inner: Any = getattr(storage, name)) -> Any:
+            applied.append(_name)
+            return _inner(*args)
+        setattr(storage, name, record)
+    close = {"exit_price": Decimal("63500"), "pnl": Decimal("-1"), "pnl_pct": Decimal("-1"), "reason": "stop_loss"}
+    store._lock.acquire()
+    caller = threading.Thread(target=store.call_many, args=([("close_position", (positions[0].id,), close),
+                                                            ("update_balances", ("alice", []), {})],))
+    caller.start()
+    while not store._waiting:
+        time.sleep(0.001)
+    flusher = threading.Thread(target=store._flush_in_turn)
+    flusher.start()
+    time.sleep(0.05)
+    # Act
+    store._lock.release()
+    caller.join(5)
+    flusher.join(5)
+    # Assert: the close first, then the marks, which skip the closed position
+    assert applied == ["apply_many", "mark_positions"]
+    assert store.health()["queued"] == 0
+    assert store.call("get_position", positions[0].id).current_price == Decimal("63500")
+    assert store.call("get_position", positions[2].id).current_price == Decimal("64100")
