@@ -70,6 +70,10 @@ class CheckDispatcher:
         self._min_filters_per_batch = max(1, min_filters_per_batch)
         self.batches = 0
 
+    def set_workers(self, workers: list[Any]) -> None:
+        """Spread batches over these filter workers from now on (`FilterPool.set_workers`)."""
+        self.pool.set_workers(workers)
+
     # -- shards -----------------------------------------------------------------------------------
 
     async def set_shards(self, shards: list[Any]) -> None:

@@ -136,7 +136,16 @@ class FilterPool:
         return index, self.workers[index]
 
     def release(self, index: int) -> None:
-        self.busy[index] = max(0, self.busy[index] - 1)
+        if index < len(self.busy):
+            self.busy[index] = max(0, self.busy[index] - 1)
+
+    def set_workers(self, workers: list[Any]) -> None:
+        """Use these workers from now on (the pool grew once the engine started); a worker that
+        keeps its index keeps its count of batches in flight."""
+        if not workers:
+            raise ValueError("a filter pool needs at least one worker")
+        self.busy = [self.busy[i] if i < len(self.busy) else 0 for i in range(len(workers))]
+        self.workers = list(workers)
 
     @property
     def in_flight(self) -> int:

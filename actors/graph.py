@@ -20,6 +20,10 @@ SPARKLINE_BARS = 30
 #: Binance allows 1024 streams per connection; a shard carries at most this many, a safety margin
 #: under it (a symbol is one kline stream per interval plus its ticker).
 STREAMS_PER_SHARD = 800
+#: Filter workers created with the graph. The rest of the pool (`default_pool_size`) is created once the
+#: engine runs (`EngineGraph.add_filter_worker`): one worker runs every check, and each more is a process
+#: whose start (a CPU-second on a busy machine) the engine's start would otherwise wait for.
+START_FILTER_WORKERS = 1
 
 
 @dataclass
@@ -56,6 +60,8 @@ class EngineGraph:
     analyst: Any = None
     exchange: Any = None
     workers: list[Any] = field(default_factory=list)
+    #: The size the filter pool grows to once the engine runs.
+    pool_size: int = 1
     shards: list[Any] = field(default_factory=list)
     _specs: list[ActorSpec] = field(default_factory=list)
     _symbol_shard: dict[str, int] = field(default_factory=dict)
@@ -92,6 +98,15 @@ class EngineGraph:
                 if handle is old:
                     group[index] = new
 
+    def add_filter_worker(self) -> ActorSpec:
+        """Create the next filter worker of the pool (``filter-worker-<index>``) and return its spec."""
+        from actors.filter_pool import FilterWorker
+
+        index = len(self.workers)
+        name = f"filter-worker-{index}"
+        self.workers.append(self.add(name, "worker", lambda: _named(FilterWorker, name).remote(index)))
+        return self._specs[-1]
+
     def all_handles(self) -> list[Any]:
         return [spec.handle for spec in self._specs]
 
@@ -127,23 +142,9 @@ class EngineGraph:
 
     async def markets(self) -> list[dict[str, Any]]:
         """Ticker and recent closes of every streamed symbol (the Markets panel)."""
-        rows: list[dict[str, Any]] = []
-        interval = self.intervals[0]
-        results = await asyncio.gather(
-            *(asyncio.gather(s.tickers.remote(), s.frame.remote(interval)) for s in self.shards),
-            return_exceptions=True,
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                continue
-            tickers, frame = result
-            closes = {sym: frame.close[i, -SPARKLINE_BARS:] for i, sym in enumerate(frame.symbols)}
-            for symbol, ticker in sorted(tickers.items()):
-                line = closes.get(symbol)
-                spark = [] if line is None else [round(float(v), 8) for v in line if v == v]
-                rows.append({**{k: ticker[k] for k in ("symbol", "price", "change24h", "volume24h")},
-                             "sparkline": spark})
-        return rows
+        results = await asyncio.gather(*(s.markets.remote(self.intervals[0], SPARKLINE_BARS) for s in self.shards),
+                                       return_exceptions=True)
+        return [row for rows in results if not isinstance(rows, BaseException) for row in rows]
 
 
 #: The modules `build_graph` takes actor classes from, besides ``actors.stream`` (imported above).
@@ -194,11 +195,11 @@ def build_graph(settings: Settings, stream_url: str, api_url: str, clock_speed: 
     graph.monitor = graph.add("monitor", "monitor", lambda: _named(Monitor, "monitor").remote(
         settings, graph.store, graph.events, graph.executor))
 
-    from actors.filter_pool import FilterWorker, default_pool_size
+    from actors.filter_pool import default_pool_size
 
-    for index in range(default_pool_size()):
-        name = f"filter-worker-{index}"
-        graph.workers.append(graph.add(name, "worker", lambda n=name, i=index: _named(FilterWorker, n).remote(i)))
+    graph.pool_size = default_pool_size()
+    for _ in range(min(START_FILTER_WORKERS, graph.pool_size)):
+        graph.add_filter_worker()
 
     # Shards near the end: once wired they stream and backfill, which is CPU the actors still
     # starting would otherwise wait for.

@@ -107,6 +107,13 @@ class Scheduler:
         await self.dispatch.set_shards(shards)
         return len(shards)
 
+    async def set_workers(self, workers: list[Any]) -> int:
+        """Run checks on these FilterWorker handles from now on (the supervisor grows the pool once the
+        engine has started, and hands a restarted scheduler the current pool). Returns the pool size."""
+        self.dispatch.set_workers(workers)
+        self._wake.set()
+        return len(workers)
+
     async def ping(self) -> bool:
         await self.start()
         return True

@@ -139,6 +139,19 @@ class StreamShard:
     async def tickers(self) -> dict[str, dict[str, Any]]:
         return {symbol: _ticker_json(snapshot) for symbol, snapshot in self.feed.buffers.tickers().items()}
 
+    async def markets(self, interval: str, bars: int) -> list[dict[str, Any]]:
+        """The Markets panel's rows of this shard's symbols, by symbol: ticker and the last ``bars`` closes
+        of ``interval``, as plain numbers (the supervisor asks every few seconds: no frame crosses, and
+        the supervisor loads no numpy)."""
+        rows: list[dict[str, Any]] = []
+        for symbol, snapshot in sorted(self.feed.buffers.tickers().items()):
+            ticker = _ticker_json(snapshot)
+            buffer = self.feed.buffers.get(symbol, interval)
+            closes = [] if buffer is None else buffer.column("close")[-bars:].tolist()
+            rows.append({**{key: ticker[key] for key in ("symbol", "price", "change24h", "volume24h")},
+                         "sparkline": [round(value, 8) for value in closes if value == value]})
+        return rows
+
     async def health(self, stale_after_s: float = 90.0) -> dict[str, Any]:
         health = self.feed.health(stale_after_s)
         return {

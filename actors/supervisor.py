@@ -27,6 +27,9 @@ HEARTBEAT_INTERVAL_S = 10.0
 PING_TIMEOUT_S = 5.0
 #: How long `Supervisor.handle` waits for the graph to be built.
 HANDLE_WAIT_S = 60.0
+#: The filter pool grows to full size once someone (the API's ``/health``) has been told the engine is up,
+#: or this long after it runs if no one asks.
+GROW_POOL_AFTER_S = 10.0
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=100)
@@ -49,6 +52,8 @@ class Supervisor:
         self._markets: list[dict[str, Any]] = []
         self._watcher: asyncio.Task[None] | None = None
         self._wired: asyncio.Event | None = None
+        self._told_up: asyncio.Event | None = None
+        self._grower: asyncio.Task[None] | None = None
         self._unwired: set[str] = set()
         # The actor classes load while the supervisor waits to be asked to start (`start`).
         threading.Thread(target=_quietly, args=(load_actor_modules,), name="load-actor-modules", daemon=True).start()
@@ -89,6 +94,7 @@ class Supervisor:
         self.running = True
         await self._refresh_status()
         self._watcher = asyncio.get_running_loop().create_task(self._watch())
+        self._grower = asyncio.get_running_loop().create_task(self._grow_pool())
         yield "engine running"
 
     async def wait_wired(self, timeout_s: float = 300.0) -> bool:
@@ -109,6 +115,7 @@ class Supervisor:
         if wait_s > 0:
             await self.wait_wired(wait_s)
         if self._wired_event().is_set():
+            self._told_up_event().set()
             return []
         if self.graph is None:
             return ["the actor graph"]
@@ -119,6 +126,11 @@ class Supervisor:
         if self._wired is None:
             self._wired = asyncio.Event()
         return self._wired
+
+    def _told_up_event(self) -> asyncio.Event:
+        if self._told_up is None:
+            self._told_up = asyncio.Event()
+        return self._told_up
 
     async def status(self) -> dict[str, Any]:
         return self._status or {"running": self.running, "feed": self.feed, "feed_note": self.feed_note}
@@ -152,8 +164,9 @@ class Supervisor:
         """Stop taking checks, let in-flight work finish, flush the store, stop the actors."""
         deadline = time.monotonic() + timeout_s
         self.running = False
-        if self._watcher is not None:
-            self._watcher.cancel()
+        for task in (self._watcher, self._grower):
+            if task is not None:
+                task.cancel()
         report: dict[str, Any] = {}
         if self.graph is None:
             return report
@@ -208,8 +221,10 @@ class Supervisor:
             if stream:
                 await spec.handle.start.remote()
         elif spec.kind == "scheduler":
-            # A restarted scheduler was built with the shard handles of its first creation.
+            # A restarted scheduler was built with the shard and worker handles of its first creation
+            # (the filter pool grows after the engine starts).
             await spec.handle.set_shards.remote(list(graph.shards))
+            await spec.handle.set_workers.remote(list(graph.workers))
             await spec.handle.start.remote()
         elif spec.kind == "analyst":
             await spec.handle.start.remote()
@@ -217,6 +232,32 @@ class Supervisor:
             # The executor finds the monitor by name in the *job's* namespace, which is not
             # ``aitrader`` when the driver runs in another one (tests): hand it the handle.
             await spec.handle.set_monitor.remote(graph.monitor)
+
+    async def _grow_pool(self) -> None:
+        """Create the rest of the filter pool (`actors.graph.START_FILTER_WORKERS`) and hand it to the scheduler.
+
+        Once start-up is over: after ``/health`` has been told the engine is up (`starting`), or
+        `GROW_POOL_AFTER_S` without anyone asking, so on a small machine those processes do not slow the
+        start of the API. Until then one worker runs every check.
+        """
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._told_up_event().wait(), GROW_POOL_AFTER_S)
+        graph = self.graph
+        if graph is None:
+            return
+        try:
+            added = []
+            while len(graph.workers) < graph.pool_size:
+                added.append(await asyncio.to_thread(graph.add_filter_worker))
+            for spec in added:
+                self._pids[spec.name] = await asyncio.wait_for(spec.handle.pid.remote(), 300)
+            if added:
+                await graph.scheduler.set_workers.remote(list(graph.workers))
+                log.info("filter pool grown to %d workers", len(graph.workers))
+        except Exception as exc:  # the engine runs on with the workers it has
+            self.errors += 1
+            log.exception("growing the filter pool")
+            await self._publish_log("WARNING", f"the filter pool could not grow: {exc}")
 
     async def _seed_example_trader(self) -> bool:
         from aitrader.models import Trader
