@@ -36,6 +36,8 @@ log = logging.getLogger("aitrader.up")
 
 #: Set to 0, plain ``ray.init`` starts the local Ray instead.
 LEAN_HEAD_ENV = "AITRADER_LEAN_RAY_HEAD"
+#: The dashboard head's address a lean head registers: connections to port 0 are refused at once.
+NO_DASHBOARD_ADDRESS = "127.0.0.1:0"
 #: Processes a lean head leaves out, as the RayParams options that say so.
 LEAN_HEAD_OPTIONS: dict[str, Any] = {"no_monitor": True, "include_log_monitor": False, "include_dashboard": False}
 
@@ -49,7 +51,7 @@ def lean_head_params(*, num_cpus: int, object_store_memory: int, system_config: 
 def lean_head_supported() -> bool:
     """Whether this Ray has the private pieces a lean head needs (Ray is pinned; this guards an upgrade)."""
     try:
-        from ray._private import node, parameter, worker
+        from ray._private import node, parameter, ray_constants, worker
         from ray._private.authentication import authentication_token_setup as tokens
     except ImportError:
         return False
@@ -58,6 +60,7 @@ def lean_head_supported() -> bool:
     return (all(name in params for name in LEAN_HEAD_OPTIONS) and start_api_server is not None
             and "ray_init_cluster" in inspect.signature(node.Node).parameters
             and hasattr(worker, "_global_node") and hasattr(tokens, "enable_token_auth_by_default")
+            and hasattr(ray_constants, "DASHBOARD_ADDRESS") and hasattr(ray_constants, "KV_NAMESPACE_DASHBOARD")
             and hasattr(tokens, "ensure_token_if_auth_enabled"))
 
 
@@ -104,6 +107,7 @@ def start_lean_head(*, num_cpus: int, object_store_memory: int, system_config: d
 
 
 def _lean_node_class() -> type:
+    from ray._private import ray_constants
     from ray._private.node import Node
 
     class LeanHeadNode(Node):  # type: ignore[misc]
@@ -119,7 +123,14 @@ def _lean_node_class() -> type:
                 raise
 
         def start_api_server(self, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
-            self._webui_url = None  # no dashboard head: see the module's docstring
+            """No dashboard head (see the module's docstring); tell the GCS where it is not."""
+            self._webui_url = None
+            # The dashboard agent's event module asks the GCS for the head's address once a
+            # second, logging a traceback each time, until it finds one (with ray.init's head it
+            # was 127.0.0.1:8265 with nothing listening, or another session's dashboard).
+            self.get_gcs_client().internal_kv_put(
+                ray_constants.DASHBOARD_ADDRESS.encode(), NO_DASHBOARD_ADDRESS.encode(), True,
+                ray_constants.KV_NAMESPACE_DASHBOARD)
 
     return LeanHeadNode
 

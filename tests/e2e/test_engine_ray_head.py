@@ -1,7 +1,7 @@
 """`aitrader up`'s own Ray is a lean head (`cli.ray_head`): no autoscaler monitor, log monitor or
-dashboard head; the actors' output still lands in the session's log files; a stop (SIGTERM, as
-`aitrader down` sends) and a ``kill -9`` of the `aitrader up` process alone both end every
-process of its Ray session.
+dashboard head (and the dashboard agent does not keep asking where it is); the actors' output
+still lands in the session's log files; a stop (SIGTERM, as `aitrader down` sends) and a
+``kill -9`` of the `aitrader up` process alone both end every process of its Ray session.
 
 Starts real engines: run under the shared lock,
 ``flock /tmp/aitrader-ray.lock .venv/bin/python -m pytest tests/e2e/test_engine_ray_head.py``.
@@ -64,6 +64,9 @@ def test_a_lean_head_without_unused_processes_whose_actors_still_log_and_a_stop_
         assert not labels & LEFT_OUT, f"left-out processes running: {labels & LEFT_OUT}"
         assert any(":actor_name:Supervisor" in f.read_text(errors="replace") for f in stderr_files), \
             f"no actor output in {logs}"
+        agent_log = "".join(f.read_text(errors="replace") for d in logs for f in d.glob("dashboard_agent.log"))
+        assert agent_log, f"no dashboard agent log in {logs}"
+        assert "Get dashboard http address failed" not in agent_log, "the agent keeps asking for a dashboard"
 
         os.kill(process.pid, signal.SIGTERM)  # as `aitrader down` does
         process.wait(timeout=120)

@@ -8,6 +8,7 @@ import pytest
 from cli.ray_head import (
     LEAN_HEAD_ENV,
     LEAN_HEAD_OPTIONS,
+    NO_DASHBOARD_ADDRESS,
     _lean_node_class,
     lean_head_params,
     lean_head_supported,
@@ -42,15 +43,30 @@ def test_the_pinned_ray_supports_the_lean_head() -> None:
     assert lean_head_supported()
 
 
-def test_the_lean_node_starts_no_dashboard_head() -> None:
+class RecordingKV:
+    """Stands in for the GCS client: records what is put in Ray's internal KV."""
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[bytes, bytes, bool, bytes]] = []
+
+    def internal_kv_put(self, key: bytes, value: bytes, overwrite: bool, namespace: bytes) -> None:
+        self.puts.append((key, value, overwrite, namespace))
+
+
+def test_the_lean_node_starts_no_dashboard_head_and_registers_an_address_that_refuses() -> None:
+    import socket
+
     node_class = _lean_node_class()
     node = node_class.__new__(node_class)  # no __init__: nothing starts
-    node._webui_url = "127.0.0.1:8265"
+    node._webui_url, node._gcs_client = "127.0.0.1:8265", RecordingKV()
 
     node.start_api_server(include_dashboard=False, raise_on_failure=True)
 
     assert node._webui_url is None
-    assert "start_api_server" in vars(node_class)
+    assert node._gcs_client.puts == [(b"dashboard", NO_DASHBOARD_ADDRESS.encode(), True, b"dashboard")]
+    host, port = NO_DASHBOARD_ADDRESS.split(":")
+    with socket.socket() as probe, pytest.raises(OSError):
+        probe.connect((host, int(port)))
 
 
 def test_asked_for_plain_ray_init_it_starts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
