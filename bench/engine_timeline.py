@@ -155,6 +155,8 @@ def main() -> dict[str, Any]:
         # When Ray's raylet started: everything before it is Ray's head start-up, serial.
         result["raylet_started_s"] = next((round(at - launched, 2) for at, label, *_ in started
                                            if label == "raylet"), None)
+        # When Ray was up and connected: the CLI's next step is the API.
+        result["ray_ready_s"] = next((round(at, 2) for at, line in list(lines) if "starting the API" in line), None)
         print("-- output of aitrader up (s after launch)")
         for at, line in list(lines):
             print(f"{at:7.2f}  {line}")
