@@ -20,6 +20,7 @@ import queue
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -51,6 +52,9 @@ _CHANNEL_RETRY_S = 5.0
 #: Python's GIL switch interval here: a channel thread answering a close waits at most this long for
 #: another thread running Python code (the outbox's Ray submissions); the default 5 ms is half the budget.
 SWITCH_INTERVAL_S = 0.001
+#: With AITRADER_CLOSE_STAMPS=1 (bench/tick_to_close.py sets it) each local close records when it was
+#: received, got the lock, sent its writes to the Store and had them back (`close_stamps`).
+_STAMPS_ENV = "AITRADER_CLOSE_STAMPS"
 
 
 def _get_json(url: str, **params: str) -> Any:
@@ -100,6 +104,9 @@ class Executor:
         self._store_client: LocalClient | None = None
         self._store_channel_at = 0.0
         self._reconcile_error: str | None = None
+        self._stamps: deque[tuple[str, list[float]]] = deque(maxlen=10_000)
+        self._stamping_on = os.environ.get(_STAMPS_ENV) == "1"  # read here: Ray may ship this class by value
+        self._stamping: list[float] | None = None  # the stamps of the local close running now
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         self._outbox: queue.SimpleQueue[tuple[str, str, dict[str, Any]] | Callable[[], None]] = queue.SimpleQueue()
         threading.Thread(target=self._send_outbox, name="executor-outbox", daemon=True).start()
@@ -154,7 +161,12 @@ class Executor:
         client = self._store_channel()
         if client is not None:
             try:
-                return decode_results(client.call(message))
+                if self._stamping is None:
+                    return decode_results(client.call(message))
+                self._stamping.append(time.time())
+                answer = client.call(message)
+                self._stamping.append(time.time())
+                return decode_results(answer)
             except LocalChannelError as error:
                 log.warning("the Store's local channel failed, sending the writes as a Ray call: %s", error)
                 self._store_client = None
@@ -174,7 +186,23 @@ class Executor:
 
     def _local_close(self, message: bytes) -> bytes:
         """A close sent by the Monitor over this actor's local channel: ``[position id, reason, trigger price]``."""
-        return encode_view(self.close_position(*decode_close_request(message)))
+        if not self._stamping_on:
+            return encode_view(self.close_position(*decode_close_request(message)))
+        received = time.time()
+        request = decode_close_request(message)
+        with self._lock:
+            self._stamping = [received, time.time()]
+            try:
+                answer = encode_view(self.close_position(*request))
+            finally:
+                self._stamps.append((request[0], [*self._stamping, time.time()]))
+                self._stamping = None
+        return answer
+
+    def close_stamps(self) -> list[tuple[str, list[float]]]:
+        """(position id, [received, locked, writes sent, writes answered, answered]) of recent local closes
+        (epoch seconds; only with AITRADER_CLOSE_STAMPS=1)."""
+        return list(self._stamps)
 
     def local_address(self) -> tuple[str, str]:
         """(Ray node id, Unix socket path) where a Monitor on this node can send closes without a Ray call."""

@@ -68,6 +68,9 @@ _YIELD_S = 0.0002
 #: Python's GIL switch interval in the Store: a channel thread answering a close waits at most this long
 #: for a flusher thread running Python code (the default, 5 ms, would be half the close path's budget).
 SWITCH_INTERVAL_S = 0.001
+#: With AITRADER_CLOSE_STAMPS=1 (bench/tick_to_close.py sets it) each close sent over the local channel
+#: records when it was received, got the lock and was committed (`close_stamps`).
+_STAMPS_ENV = "AITRADER_CLOSE_STAMPS"
 
 Write = tuple[str, tuple[Any, ...], dict[str, Any]]
 
@@ -93,6 +96,8 @@ class Store:
         self._waiting_lock = threading.Lock()
         self._degraded: str | None = None
         self._written = 0
+        self._stamps: deque[tuple[str, list[float]]] = deque(maxlen=10_000)
+        self._stamping_on = os.environ.get(_STAMPS_ENV) == "1"  # read here: Ray may ship this class by value
         self._open_ids: set[str] = set()  # positions known open, so a queued mark needs no read first
         self._stop = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, args=(flush_interval_s,), daemon=True)
@@ -147,7 +152,23 @@ class Store:
     def _call_many_bytes(self, message: bytes, last_only: bool) -> bytes:
         from aitrader.storage.wire import decode_writes, encode_results
 
-        return encode_results(self._call_many(decode_writes(message), last_only))
+        if not self._stamping_on:
+            return encode_results(self._call_many(decode_writes(message), last_only))
+        stamps = [time.time()]
+        writes = decode_writes(message)
+        with self._turn():
+            stamps.append(time.time())
+            results = self._call_many(writes, last_only)
+        stamps.append(time.time())
+        closes = [args[0] for method, args, _kwargs in writes if method == "close_position"]
+        if closes:
+            self._stamps.append((closes[-1], stamps))
+        return encode_results(results)
+
+    def close_stamps(self) -> list[tuple[str, list[float]]]:
+        """(position id, [received, locked, committed]) of recent closes sent over the local channel
+        (epoch seconds; only with AITRADER_CLOSE_STAMPS=1)."""
+        return list(self._stamps)
 
     def _call_many(self, writes: list[Write], last_only: bool) -> list[Any]:
         for method, _args, _kwargs in writes:

@@ -7,7 +7,9 @@ trigger: from just before ``Monitor.on_prices`` is called (the moment a stream s
 price batch over) to the position's ``closed_at`` in SQLite (stamped inside the closing write,
 just before its commit). The shard's own apply time (decode + buffer, p99 < 1 ms in
 bench/ingest.py) adds on top. The last line printed is one JSON object with p50_ms and p99_ms
-(or ``{"error": ...}`` and exit status 1).
+(or ``{"error": ...}`` and exit status 1), and per stage of the close its p50/p99 and its mean over the
+slowest 1 % of closes (``stages_ms``, ``slowest_1pct_stages_ms``: the actors stamp their local closes when
+``AITRADER_CLOSE_STAMPS=1``, which this benchmark sets).
 
 The path: the price push to the Monitor (by default over the Monitor's Unix socket, as a stream shard on
 the Monitor's node sends it, actors/price_push.py; ``--push ray`` makes it the Ray call
@@ -140,6 +142,9 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
     exits = [o for o in ray.get(store.call.remote("list_orders", "bench", limit=10_000), timeout=TIMEOUT)
              if o.purpose == "exit"]
     stats = ray.get(monitor.stats.remote(), timeout=TIMEOUT)
+    closed_at = {p.id: p.closed_at.timestamp() for p in stored if p.id in pushed_at}
+    stages = close_stages(pushed_at, closed_at, ray.get(executor.close_stamps.remote(), timeout=TIMEOUT),
+                          ray.get(store.close_stamps.remote(), timeout=TIMEOUT))
     return {
         "benchmark": "tick_to_close",
         "triggers": len(latencies),
@@ -154,9 +159,44 @@ def run(args: argparse.Namespace, home: Path) -> dict[str, Any]:
         "p99_ms": round(percentile(latencies, 99), 2),
         "max_ms": round(max(latencies), 2),
         "mean_ms": round(statistics.fmean(latencies), 2),
+        **stages,
         "load_before": load_before,
         "load_after": load(),
         "measured": "price push to the Monitor -> closed_at in SQLite; add the shard's apply time (p99 < 1 ms)",
+    }
+
+
+#: The stages of a close, between the stamps `close_stages` lines up (all epoch seconds, one machine's clock).
+STAGES = ("push_to_executor", "executor_lock_wait", "executor_before_write", "to_store", "store_lock_wait",
+          "store_to_closed_at", "closed_at_to_commit")
+
+
+def close_stages(pushed_at: dict[str, float], closed_at: dict[str, float],
+                 executor_stamps: list[tuple[str, list[float]]],
+                 store_stamps: list[tuple[str, list[float]]]) -> dict[str, Any]:
+    """p50/p99 of each stage (ms), and each stage's mean over the slowest 1 % of closes (where p99 comes from):
+    push -> Executor received (Monitor + two socket hops) -> its lock -> writes sent (Executor CPU) -> Store
+    received -> its lock -> closed_at stamped -> committed."""
+    executor = {position_id: stamps for position_id, stamps in executor_stamps if len(stamps) == 5}
+    store = dict(store_stamps)
+    rows: list[tuple[float, list[float]]] = []
+    for position_id, pushed in pushed_at.items():
+        if position_id not in executor or position_id not in store or position_id not in closed_at:
+            continue
+        received, locked, sent, _answered, _done = executor[position_id]
+        store_received, store_locked, committed = store[position_id]
+        closed = closed_at[position_id]
+        points = [pushed, received, locked, sent, store_received, store_locked, closed, committed]
+        rows.append((closed - pushed, [(b - a) * 1000 for a, b in zip(points, points[1:], strict=False)]))
+    if not rows:
+        return {"stages_ms": None}
+    rows.sort(key=lambda row: row[0])
+    slowest = rows[-max(1, len(rows) // 100):]
+    return {
+        "stages_ms": {name: [round(percentile([r[1][i] for r in rows], 50), 2),
+                             round(percentile([r[1][i] for r in rows], 99), 2)] for i, name in enumerate(STAGES)},
+        "slowest_1pct_stages_ms": {name: round(statistics.fmean(r[1][i] for r in slowest), 2)
+                                   for i, name in enumerate(STAGES)},
     }
 
 
@@ -170,10 +210,12 @@ def main() -> None:
                              "Ray call (as a shard on another node does)")
     args = parser.parse_args()
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ["AITRADER_CLOSE_STAMPS"] = "1"  # inherited by the local Ray's workers: the actors stamp closes
     home = Path(tempfile.mkdtemp(prefix="tick-to-close-"))
     try:
         ray.init(address="local", include_dashboard=False, num_cpus=4, log_to_driver=False,
-                 namespace="bench-tick-to-close", runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
+                 namespace="bench-tick-to-close",
+                 runtime_env={"env_vars": {"RAY_USAGE_STATS_ENABLED": "0"}})
         result = run(args, home)
     except BaseException as error:  # also Ctrl-C and an outer timeout's SIGTERM (see the handler below)
         print(json.dumps({"benchmark": "tick_to_close", "error": f"{type(error).__name__}: {error}"}))
