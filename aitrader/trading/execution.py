@@ -268,11 +268,12 @@ class ExecutionService:
                 fees=fees,
             )
         self._open.pop(position_id, None)
+        view = position_view(closed)
         if closed_now:
-            self._publish(Channel.POSITIONS, "position_update", {**position_view(closed), "event": "closed"})
+            self._publish(Channel.POSITIONS, "position_update", {**view, "event": "closed"})
             if stored_order is not None:
                 self._publish(Channel.ORDERS, "order_update", order_view(stored_order))
-        return position_view(closed)
+        return view
 
     def _exit(self, position: Position) -> tuple[OrderResult, str]:
         """Place (or find) the exit order; a new client order id only after a rejected earlier attempt."""

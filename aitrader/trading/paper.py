@@ -31,7 +31,7 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal
 
-from aitrader.models import Balance, Fill, OrderSide, OrderStatus, OrderType, TradingMode, new_id
+from aitrader.models import Balance, Fill, OrderSide, OrderStatus, OrderType, TradingMode, new_id, utcnow
 from aitrader.storage.base import Storage
 from aitrader.trading.broker import AssetBalance, OrderResult, SubmitOrder
 from aitrader.trading.errors import FilterFailure, InsufficientBalance, OrderRejected, UnknownOrder
@@ -73,6 +73,8 @@ class PaperBroker:
         self._free: dict[str, Decimal] = {}
         self._locked: dict[str, Decimal] = {}
         self._orders: dict[str, OrderResult] = {}
+        #: (client order id, the result it replaced or None) per order recorded by the running operation.
+        self._undo_orders: list[tuple[str, OrderResult | None]] | None = None
         self._resting: dict[str, OrderResult] = {}
         self._trade_ids = itertools.count(1)
         #: (free, locked) per asset as last written to storage: a save writes only assets that differ.
@@ -94,16 +96,28 @@ class PaperBroker:
         the account's memory rolled back if the operation fails, so it never runs ahead of storage.
 
         Re-entrant: a caller may widen it (the close of a position takes its exit fill and the
-        position's close write into one message)."""
-        saved = (dict(self._free), dict(self._locked), dict(self._orders), dict(self._resting), dict(self.fees_paid),
-                 dict(self._stored))
+        position's close write into one message); a nested operation is rolled back with the
+        outermost one. The balances are copied at the start (a few assets); the orders, which only
+        grow, are rolled back from an undo log of the ones the operation recorded."""
+        if self._undo_orders is not None:
+            yield
+            return
+        saved = (dict(self._free), dict(self._locked), dict(self._resting), dict(self.fees_paid), dict(self._stored))
+        self._undo_orders = []
         batch = getattr(self.storage, "batch", None)
         try:
             with batch() if callable(batch) else nullcontext():
                 yield
         except BaseException:
-            self._free, self._locked, self._orders, self._resting, self.fees_paid, self._stored = saved
+            self._free, self._locked, self._resting, self.fees_paid, self._stored = saved
+            for client_order_id, previous in reversed(self._undo_orders):
+                if previous is None:
+                    self._orders.pop(client_order_id, None)
+                else:
+                    self._orders[client_order_id] = previous
             raise
+        finally:
+            self._undo_orders = None
 
     def _submit(self, request: SubmitOrder) -> OrderResult:
         known = self._known(request.client_order_id)
@@ -322,6 +336,8 @@ class PaperBroker:
         return OrderResult.from_order(stored) if stored is not None else None
 
     def _remember(self, result: OrderResult) -> None:
+        if self._undo_orders is not None:
+            self._undo_orders.append((result.client_order_id, self._orders.get(result.client_order_id)))
         self._orders[result.client_order_id] = result
         if self._journal is not None:
             self._journal.record(result)
@@ -331,13 +347,14 @@ class PaperBroker:
         if self.storage is None:
             return
         changed = []
+        now = utcnow()  # given, so that no default factory runs (pydantic inspects its signature per call)
         for asset in sorted(self._free.keys() | self._locked.keys()):
             amounts = (self._free.get(asset, _ZERO), self._locked.get(asset, _ZERO))
             if self._stored.get(asset) != amounts:
                 self._stored[asset] = amounts
                 # Exact Decimals computed here; storage checks the amounts it writes.
                 changed.append(Balance.model_construct(user_id=self.user_id, asset=asset, free=amounts[0],
-                                                       locked=amounts[1]))
+                                                       locked=amounts[1], updated_at=now))
         if changed:
             self.storage.update_balances(self.user_id, changed)
 

@@ -249,3 +249,22 @@ def test_balances_a_failed_write_did_not_store_are_written_by_the_next_fill(tmp_
     assert {b.asset: b.free for b in storage.get_balances("alice")} == {
         a: b.free for a, b in broker.balances().items()}
     assert broker.balances()["BTC"].free == D("0.1")
+
+
+def test_a_failed_operation_rolls_back_the_fills_and_orders_of_its_nested_operations() -> None:
+    # Arrange: one earlier fill stays; a wider operation (as a close is) fills twice, then fails
+    broker = _broker(Prices("50000"), slippage_bps=D(0))
+    broker.submit(_market(OrderSide.BUY, "0.1", "kept"))
+    before, fees_before = broker.balances(), dict(broker.fees_paid)
+    # Act
+    with pytest.raises(RuntimeError, match="the close write failed"), broker.operation():
+        broker.submit(_market(OrderSide.BUY, "0.05", "n1"))
+        broker.submit(_market(OrderSide.SELL, "0.01", "n2"))
+        raise RuntimeError("the close write failed")
+    # Assert
+    assert broker.balances() == before and broker.fees_paid == fees_before
+    assert broker.order_status("BTCUSDT", "kept").status is OrderStatus.FILLED
+    for cid in ("n1", "n2"):
+        with pytest.raises(UnknownOrder):
+            broker.order_status("BTCUSDT", cid)
+    assert broker.submit(_market(OrderSide.BUY, "0.05", "n1")).executed_qty == D("0.05")  # fills anew
