@@ -54,6 +54,9 @@ class Supervisor:
         self._wired: asyncio.Event | None = None
         self._told_up: asyncio.Event | None = None
         self._grower: asyncio.Task[None] | None = None
+        # Held while the pool grows by an actor, and while shutdown kills the graph's actors: a worker is
+        # either created before the kill (and killed) or not at all.
+        self._creating = threading.Lock()
         self._unwired: set[str] = set()
         # The actor classes load while the supervisor waits to be asked to start (`start`).
         threading.Thread(target=_quietly, args=(load_actor_modules,), name="load-actor-modules", daemon=True).start()
@@ -185,7 +188,9 @@ class Supervisor:
         if graph.exchange is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(graph.exchange.stop.remote(), 5)
-        for handle in graph.all_handles():
+        with self._creating:
+            handles = graph.all_handles()
+        for handle in handles:
             with contextlib.suppress(Exception):
                 ray.kill(handle, no_restart=True)
         self.graph = None
@@ -245,12 +250,17 @@ class Supervisor:
         graph = self.graph
         if graph is None:
             return
+
+        def add_worker() -> ActorSpec | None:
+            with self._creating:
+                return graph.add_filter_worker() if self.running else None
+
         try:
-            added = []
-            while len(graph.workers) < graph.pool_size:
-                added.append(await asyncio.to_thread(graph.add_filter_worker))
-            for spec in added:
-                self._pids[spec.name] = await asyncio.wait_for(spec.handle.pid.remote(), 300)
+            added: list[ActorSpec] = []
+            while len(graph.workers) < graph.pool_size and (spec := await asyncio.to_thread(add_worker)):
+                added.append(spec)
+            for worker in added:
+                self._pids[worker.name] = await asyncio.wait_for(worker.handle.pid.remote(), 300)
             if added:
                 await graph.scheduler.set_workers.remote(list(graph.workers))
                 log.info("filter pool grown to %d workers", len(graph.workers))

@@ -54,6 +54,7 @@ def _supervisor(graph: FakeGraph) -> Any:
     supervisor = module.Supervisor.__ray_metadata__.modified_class(  # the class under the @ray.remote shell
         Settings(user_id="pool"), "local", "ws://127.0.0.1:1", "http://127.0.0.1:1")
     supervisor.graph = graph
+    supervisor.running = True
     return supervisor
 
 
@@ -110,3 +111,15 @@ def test_a_restarted_scheduler_is_handed_the_current_pool() -> None:
 
     assert graph.scheduler.set_workers.calls == [(graph.workers,)]
     assert len(graph.scheduler.start.calls) == 1
+
+
+def test_a_pool_does_not_grow_once_shutdown_began(monkeypatch: Any) -> None:
+    monkeypatch.setattr(module, "GROW_POOL_AFTER_S", 0.01)
+    graph = FakeGraph(pool_size=2)
+    supervisor = _supervisor(graph)
+    supervisor.running = False  # what shutdown sets first
+
+    asyncio.run(asyncio.wait_for(supervisor._grow_pool(), 5.0))
+
+    assert len(graph.workers) == 1
+    assert graph.scheduler.set_workers.calls == []
