@@ -26,7 +26,7 @@ Model, in brief:
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import replace
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -148,10 +148,10 @@ class PaperBroker:
                 f"it may have filled already (check order_status).",
                 code=-2011,
             )
-        self._unlock(resting)
+        released = self._unlock(resting)
         cancelled = replace(resting, status=OrderStatus.CANCELED)
         self._remember(cancelled)
-        self._save_balances()
+        self._save_balances((released,))
         return cancelled
 
     def order_status(self, symbol: str, client_order_id: str) -> OrderResult:
@@ -281,7 +281,7 @@ class PaperBroker:
             self._free[base] = free_base - quantity
             self._free[quote] = free_quote + notional - commission
         self.fees_paid[quote] = self.fees_paid.get(quote, _ZERO) + commission
-        self._save_balances()
+        self._save_balances((base, quote))
         return Fill(price, quantity, commission, quote, str(next(self._trade_ids)))
 
     def _filled(self, order: OrderResult, fill: Fill) -> OrderResult:
@@ -308,9 +308,10 @@ class PaperBroker:
             )
         self._free[asset] = free - amount
         self._locked[asset] = self._locked.get(asset, _ZERO) + amount
-        self._save_balances()
+        self._save_balances((asset,))
 
-    def _unlock(self, order: OrderResult) -> None:
+    def _unlock(self, order: OrderResult) -> str:
+        """Release a resting order's locked funds; returns the asset released."""
         assert order.price is not None and order.orig_qty is not None
         rules = self._rules_for(order.symbol)
         if order.side is OrderSide.BUY:
@@ -319,6 +320,7 @@ class PaperBroker:
             asset, amount = rules.base_asset, order.orig_qty
         self._locked[asset] = self._locked.get(asset, _ZERO) - amount
         self._free[asset] = self._free.get(asset, _ZERO) + amount
+        return asset
 
     # -- bookkeeping ----------------------------------------------------------------------------
 
@@ -342,13 +344,13 @@ class PaperBroker:
         if self._journal is not None:
             self._journal.record(result)
 
-    def _save_balances(self) -> None:
-        """Write the assets whose balance differs from the stored row (a fill changes two of them)."""
+    def _save_balances(self, assets: Iterable[str] | None = None) -> None:
+        """Write those of ``assets`` (default: every asset) whose balance differs from the stored row."""
         if self.storage is None:
             return
         changed = []
         now = utcnow()  # given, so that no default factory runs (pydantic inspects its signature per call)
-        for asset in sorted(self._free.keys() | self._locked.keys()):
+        for asset in sorted(self._free.keys() | self._locked.keys() if assets is None else set(assets)):
             amounts = (self._free.get(asset, _ZERO), self._locked.get(asset, _ZERO))
             if self._stored.get(asset) != amounts:
                 self._stored[asset] = amounts
