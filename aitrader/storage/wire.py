@@ -45,24 +45,29 @@ _ENUMS: dict[str, type[Enum]] = {
 _ENCODER = msgspec.msgpack.Encoder()
 
 
+_PLAIN = frozenset({str, int, bool, float, type(None)})
+
+
 def _pack(value: Any) -> Any:
     """``value`` with every value msgpack cannot carry as itself replaced by an extension."""
     kind = type(value)
-    if value is None or kind is str or kind is int or kind is bool or kind is float:
+    if kind in _PLAIN:
         return value
     if kind is Decimal:
         return msgspec.msgpack.Ext(_DECIMAL, str(value).encode())
     if kind is datetime:
         return msgspec.msgpack.Ext(_DATETIME, value.isoformat().encode())
     if kind is list or kind is tuple:
-        return [_pack(item) for item in value]
+        return [item if type(item) in _PLAIN else _pack(item) for item in value]
     if kind is dict:
-        return {key: _pack(item) for key, item in value.items()}
+        return {key: item if type(item) in _PLAIN else _pack(item) for key, item in value.items()}
     if isinstance(value, Enum) and kind.__name__ in _ENUMS:
         return msgspec.msgpack.Ext(_ENUM, f"{kind.__name__}:{value.value}".encode())
     fields = _FIELDS.get(kind.__name__)
     if fields is not None and _MODELS[kind.__name__] is kind:
-        packed = [kind.__name__, [_pack(getattr(value, name)) for name in fields]]
+        loaded = value.__dict__  # a row's loaded fields, read without SQLAlchemy's attribute descriptors
+        items = [loaded[name] if name in loaded else getattr(value, name) for name in fields]
+        packed = [kind.__name__, [item if type(item) in _PLAIN else _pack(item) for item in items]]
         return msgspec.msgpack.Ext(_MODEL, _ENCODER.encode(packed))
     raise TypeError(f"cannot send a {kind.__name__} to storage as msgpack: {value!r}")
 
