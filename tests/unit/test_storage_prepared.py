@@ -140,3 +140,22 @@ def test_a_locked_database_is_tried_again_and_other_errors_are_not(monkeypatch: 
     with pytest.raises(OperationalError, match="no such table"):
         _retry_locked(broken)
     assert calls == ["broken"]
+
+
+def test_a_begin_that_finds_the_database_locked_raises_sqlalchemys_operational_error(tmp_path: Path) -> None:
+    # Arrange: another connection holds the write lock; this engine's connection waits 1 ms for it
+    from aitrader.storage.engine import create_storage_engine
+
+    path = tmp_path / "locked.db"
+    engine = create_storage_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        connection.exec_driver_sql("PRAGMA busy_timeout=1")  # kept by the pooled connection
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        # Act / Assert: the BEGIN IMMEDIATE of the engine's transaction is refused, as SQLAlchemy's error
+        with pytest.raises(OperationalError, match="locked"), engine.begin():
+            pass
+    finally:
+        blocker.close()
+        engine.dispose()
