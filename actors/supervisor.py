@@ -27,9 +27,11 @@ HEARTBEAT_INTERVAL_S = 10.0
 PING_TIMEOUT_S = 5.0
 #: How long `Supervisor.handle` waits for the graph to be built.
 HANDLE_WAIT_S = 60.0
-#: The filter pool grows to full size once someone (the API's ``/health``) has been told the engine is up,
-#: or this long after it runs if no one asks.
-GROW_POOL_AFTER_S = 10.0
+#: The filter pool grows to full size `GROW_POOL_SETTLE_S` after the API was first told the engine is up (it
+#: then loads its state and starts answering ``/health``), or `GROW_POOL_AFTER_S` after the engine runs if no
+#: API asks.
+GROW_POOL_SETTLE_S = 5.0
+GROW_POOL_AFTER_S = 15.0
 
 
 @ray.remote(max_restarts=-1, max_task_retries=-1, num_cpus=0, max_concurrency=100)
@@ -241,12 +243,15 @@ class Supervisor:
     async def _grow_pool(self) -> None:
         """Create the rest of the filter pool (`actors.graph.START_FILTER_WORKERS`) and hand it to the scheduler.
 
-        Once start-up is over: after ``/health`` has been told the engine is up (`starting`), or
+        Once start-up is over: `GROW_POOL_SETTLE_S` after the API was told the engine is up (`starting`), or
         `GROW_POOL_AFTER_S` without anyone asking, so on a small machine those processes do not slow the
         start of the API. Until then one worker runs every check.
         """
-        with contextlib.suppress(TimeoutError):
+        try:
             await asyncio.wait_for(self._told_up_event().wait(), GROW_POOL_AFTER_S)
+            await asyncio.sleep(GROW_POOL_SETTLE_S)
+        except TimeoutError:
+            pass
         graph = self.graph
         if graph is None:
             return

@@ -58,8 +58,9 @@ def _supervisor(graph: FakeGraph) -> Any:
     return supervisor
 
 
-def test_the_pool_grows_once_health_has_been_told_the_engine_is_up() -> None:
+def test_the_pool_grows_once_health_has_been_told_the_engine_is_up(monkeypatch: Any) -> None:
     # Arrange
+    monkeypatch.setattr(module, "GROW_POOL_SETTLE_S", 0.01)
     graph = FakeGraph(pool_size=2)
     supervisor = _supervisor(graph)
 
