@@ -27,9 +27,11 @@ too (to compare the two, or should a Ray process left out here ever be needed).
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 log = logging.getLogger("aitrader.up")
@@ -94,7 +96,9 @@ def start_lean_head(*, num_cpus: int, object_store_memory: int, system_config: d
         num_cpus=num_cpus, object_store_memory=object_store_memory, system_config=system_config))
     head = _lean_node_class()(params, head=True, shutdown_at_exit=False, spawn_reaper=True, ray_init_cluster=True)
     try:
-        ray.init(address=head.address, namespace=namespace, log_to_driver=log_to_driver)
+        # Quiet: Ray would say "Connecting to existing Ray cluster", which this one is not.
+        with _quiet(logging.getLogger(worker.__name__)):
+            ray.init(address=head.address, namespace=namespace, log_to_driver=log_to_driver)
     except BaseException:
         ray.shutdown()
         head.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
@@ -133,6 +137,17 @@ def _lean_node_class() -> type:
                 ray_constants.KV_NAMESPACE_DASHBOARD)
 
     return LeanHeadNode
+
+
+@contextlib.contextmanager
+def _quiet(logger: logging.Logger) -> Iterator[None]:
+    """Only warnings and errors from ``logger`` while in the block."""
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _raise_open_files_limit() -> None:
