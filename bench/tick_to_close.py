@@ -20,10 +20,13 @@ way here), as msgpack (aitrader/storage/wire.py); ``closes_local`` counts the cl
 way and ``local_fallbacks`` those sent again as Ray calls. Each paper fill writes the two balance
 rows it moved (base and quote), its exit order and the position's close as ONE SQLite transaction
 (``SQLStorage.apply_many``; the close is an ``UPDATE ... RETURNING``, and only its row is sent back),
-committed before the Executor answers; WAL with ``synchronous=NORMAL``, checkpointed by the Store's
+committed before the Executor answers; the statements run as prepared statements on the DBAPI cursor
+(aitrader/storage/prepared.py) and the order is validated without SQLAlchemy's instrumentation
+(aitrader/storage/validate.py); WAL with ``synchronous=NORMAL``, checkpointed by the Store's
 flusher every 100 commits, never inside a commit (see aitrader/storage/engine.py). Meanwhile the
 Monitor's P&L marks of the other positions are queued in the Store and applied by its flusher, one
-``mark_positions`` statement per run of marks.
+``mark_positions`` transaction per run of up to 50 marks, none started while a close waits for the
+Store's lock.
 
     RAY_USAGE_STATS_ENABLED=0 flock /tmp/aitrader-ray.lock .venv/bin/python bench/tick_to_close.py \
         [--triggers 1000] [--symbols 100] [--interval 0.02] [--push ray|local]
