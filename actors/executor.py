@@ -29,7 +29,7 @@ import ray
 import requests
 
 from actors.remote_storage import RemoteStorage
-from aitrader.local_channel import LocalChannelError, LocalClient, LocalServer
+from aitrader.local_channel import IdleCollector, LocalChannelError, LocalClient, LocalServer
 from aitrader.models.enums import TradingMode
 from aitrader.storage.base import Storage
 from aitrader.storage.wire import Write, decode_close_request, decode_results, encode_view, encode_writes
@@ -151,6 +151,9 @@ class Executor:
         self._channel = LocalServer(self._local_close, name="executor")
         gc.collect()
         gc.freeze()  # what start-up built (rules, cached orders) lives for good: keep it out of collections
+        # Collections between closes, not inside a close whose allocations would trigger them.
+        self._collector = IdleCollector(self._lock)
+        self._collector.start()
 
     # -- the Store, over the local channel when it is on this machine ---------------------------
 

@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from aitrader.local_channel import LocalServer
+from aitrader.local_channel import IdleCollector, LocalServer
 from aitrader.models import PositionStatus
 from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
@@ -107,6 +107,9 @@ class Store:
         self._channel = LocalServer(lambda message: self._call_many_bytes(message, last_only=True), name="store")
         gc.collect()
         gc.freeze()  # the engine, metadata and compiled statements live for good: keep them out of collections
+        # Collections between calls, not inside a close its allocations would trigger them in.
+        self._collector = IdleCollector(self._lock)
+        self._collector.start()
 
     def ping(self) -> bool:
         return True
@@ -226,6 +229,7 @@ class Store:
             return report
 
     def shutdown(self) -> int:
+        self._collector.stop()
         self._channel.close()
         self._stop.set()
         remaining = self.flush()

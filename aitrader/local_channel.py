@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import shutil
@@ -306,3 +307,51 @@ def encode_count(count: int) -> bytes:
 
 def decode_count(message: bytes) -> int:
     return _COUNT.decode(message)
+
+
+# -- garbage collection between closes ---------------------------------------------------------
+
+
+class IdleCollector:
+    """Runs Python's cyclic garbage collector between the calls a lock guards, not inside them.
+
+    CPython collects when allocations pass a threshold, that is in the middle of the work that
+    allocates: in an Executor or a Store, a close (a young pass costs ~0.5 ms here, a middle one up
+    to ~5 ms). `start` turns the automatic collector off and collects from a thread every
+    ``interval_s`` while holding ``lock`` (the one a close holds), choosing the generation by
+    CPython's own thresholds; `stop` turns the automatic collector back on.
+    """
+
+    def __init__(self, lock: threading.Lock | threading.RLock, interval_s: float = 0.25) -> None:
+        self._lock = lock
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self.collections = [0, 0, 0]
+
+    def start(self) -> None:
+        gc.disable()
+        threading.Thread(target=self._run, name="idle-collector", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        gc.enable()
+
+    def collect_if_due(self) -> int | None:
+        """Collect now if CPython would have by now; the generation collected, or None."""
+        young, middle, old = gc.get_threshold()
+        # Allocations since the last pass, young passes since the last middle one, middle since the last old.
+        allocated, young_passes, middle_passes = gc.get_count()
+        if allocated < young:
+            return None
+        generation = 2 if middle_passes >= old else 1 if young_passes >= middle else 0
+        with self._lock:
+            gc.collect(generation)
+        self.collections[generation] += 1
+        return generation
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            try:
+                self.collect_if_due()
+            except Exception:  # never let the collector thread die: memory would only grow
+                log.exception("garbage collection between closes failed")

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import stat
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ import pytest
 from aitrader.local_channel import (
     AsyncLocalClient,
     AsyncLocalServer,
+    IdleCollector,
     LocalChannelError,
     LocalClient,
     LocalServer,
@@ -151,3 +155,41 @@ def test_a_price_push_and_its_answer_round_trip() -> None:
     assert decode_prices(encode_prices({"BTCUSDT": "65000.01"}, 1_700_000_000_000)) == (
         {"BTCUSDT": "65000.01"}, 1_700_000_000_000)
     assert decode_count(encode_count(3)) == 3
+
+
+def test_the_idle_collector_collects_only_between_the_calls_its_lock_guards() -> None:
+    # Arrange: automatic collection off; a "close" holds the lock while garbage cycles pile up
+    lock = threading.RLock()
+    collector = IdleCollector(lock, interval_s=0.01)
+    collector.start()
+    try:
+        assert not gc.isenabled()
+        with lock:
+            for _ in range(5 * gc.get_threshold()[0]):
+                cycle: list[object] = []
+                cycle.append(cycle)
+            time.sleep(0.1)
+            during = sum(collector.collections)  # Act (1): the collector waited for the lock
+        deadline = time.monotonic() + 5
+        while not sum(collector.collections) and time.monotonic() < deadline:
+            time.sleep(0.01)  # Act (2): the lock is free, so the due collection runs
+    finally:
+        collector.stop()
+    # Assert
+    assert during == 0
+    assert sum(collector.collections) >= 1
+    assert gc.isenabled()
+
+
+def test_the_idle_collector_picks_the_generation_cpython_would() -> None:
+    collector = IdleCollector(threading.Lock())
+    gc.disable()
+    try:
+        gc.collect()
+        assert collector.collect_if_due() is None  # nothing allocated since
+        for _ in range(gc.get_threshold()[0] + 10):
+            cycle: list[object] = []
+            cycle.append(cycle)
+        assert collector.collect_if_due() == 0
+    finally:
+        gc.enable()
