@@ -74,13 +74,14 @@ class PathGenerator:
         self.specs = {spec.symbol: spec for spec in specs}
         self._regime: list[float] = [0.0]
         self._anchors: dict[str, list[float]] = {}
-        self._summaries: dict[str, list[tuple[int, ...]]] = {}
+        self._summaries: dict[str, dict[int, tuple[int, ...]]] = {}
+        self._draws: OrderedDict[tuple[str, int], list[list[float]]] = OrderedDict()
+        self._market_daily_lists: dict[int, list[float]] = {}
         self._blocks: OrderedDict[tuple[str, int], DayBlock] = OrderedDict()
         self._market_daily_cache: dict[int, np.ndarray] = {}
         self._market_intraday: OrderedDict[int, np.ndarray] = OrderedDict()
         self._seconds: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
         self._cache_days = cache_days
-        self._daily_chunk: tuple[tuple[str, int], np.ndarray, np.ndarray] | None = None
 
     # -- day level -------------------------------------------------------------------------------
     def _market_daily(self, chunk: int) -> np.ndarray:
@@ -88,6 +89,12 @@ class PathGenerator:
         if cached is None:
             cached = _rng(self.seed, "__market__", "daily", chunk).standard_normal((2, _CHUNK))
             self._market_daily_cache[chunk] = cached
+        return cached
+
+    def _market_daily_list(self, chunk: int) -> list[float]:
+        cached = self._market_daily_lists.get(chunk)
+        if cached is None:
+            cached = self._market_daily_lists[chunk] = self._market_daily(chunk)[1].tolist()
         return cached
 
     def regime(self, day: int) -> float:
@@ -109,54 +116,74 @@ class PathGenerator:
 
     def day_summary(self, symbol: str, day: int) -> tuple[int, ...]:
         """Whole-day totals of ``symbol`` on ``day``: (open, high, low, close, volume, quote,
-        taker_base, taker_quote, trades), prices in ticks, volumes in 1e-8 units."""
+        taker_base, taker_quote, trades), prices in ticks, volumes in 1e-8 units.
+
+        Built on demand from the day's two anchors and draws: only the anchors are a recursion
+        from 2017, so a backfill of recent candles pays for ~3,600 anchor steps, not summaries.
+        """
+        summaries = self._summaries.setdefault(symbol, {})
+        summary = summaries.get(day)
+        if summary is None:
+            summary = summaries[day] = self._summarise(symbol, day)
+        return summary
+
+    def _summarise(self, symbol: str, day: int) -> tuple[int, ...]:
         self._extend(symbol, day + 1)
-        return self._summaries[symbol][day]
+        spec = self.specs[symbol]
+        exp = math.exp
+        tick = float(spec.tick_size)
+        base_per_day = spec.quote_volume_per_minute / spec.start_price * MINUTES_PER_DAY * UNIT
+        chunk, i = divmod(day, _CHUNK)
+        draws = self._daily_draws(symbol, chunk)
+        regime = self._regime[day]
+        sigma = spec.daily_vol * exp(regime)
+        x, x_next = self._anchors[symbol][day], self._anchors[symbol][day + 1]
+        o = max(1, round(exp(x) / tick))
+        c = max(1, round(exp(x_next) / tick))
+        high = max(o, c, round(max(o, c) * exp(sigma * (0.15 + 0.6 * abs(draws[1][i])))))
+        low = max(1, min(o, c, round(min(o, c) * exp(-sigma * (0.15 + 0.6 * abs(draws[2][i]))))))
+        volume = max(MINUTES_PER_DAY, round(base_per_day * exp(0.8 * regime + 0.3 * draws[3][i])))
+        quote = round(volume * (o + high + low + c) / 4 * tick)
+        share = 0.5 + 0.1 * math.tanh(draws[4][i])
+        trades = min(MAX_TRADES_PER_DAY - 1, max(1, round(quote / (_AVG_TRADE_QUOTE * UNIT))))
+        return o, high, low, c, volume, quote, int(volume * share), int(quote * share), trades
+
+    def _daily_draws(self, symbol: str, chunk: int) -> list[list[float]]:
+        """The 5 x 512 daily draws of ``symbol``'s ``chunk`` of days, as lists (a small LRU)."""
+        key = (symbol, chunk)
+        draws = self._draws.get(key)
+        if draws is None:
+            draws = self._draws[key] = _rng(self.seed, symbol, "daily", chunk).standard_normal((5, _CHUNK)).tolist()
+            if len(self._draws) > 64:
+                self._draws.popitem(last=False)
+        else:
+            self._draws.move_to_end(key)
+        return draws
 
     def _extend(self, symbol: str, day: int) -> None:
-        # A plain-float loop over Python lists: indexing numpy arrays element by element cost
-        # several times the arithmetic (35 ms a symbol for the ~3,600 days since 2017, paid by
-        # the first backfill). The values are bit for bit what the element-wise version gave.
+        """Anchors of ``symbol`` up to ``day``: a plain-float loop over lists (numpy indexing element
+        by element cost several times the arithmetic), bit for bit the element-wise values."""
         spec = self.specs[symbol]
         x0 = math.log(spec.start_price)
         anchors = self._anchors.setdefault(symbol, [x0])
-        summaries = self._summaries.setdefault(symbol, [])
         if len(anchors) > day:
             return
         beta = spec.market_beta
         idio_weight = math.sqrt(1 - beta * beta)
-        tick = float(spec.tick_size)
         daily_vol = spec.daily_vol
-        base_per_day = spec.quote_volume_per_minute / spec.start_price * MINUTES_PER_DAY * UNIT
         self.regime(day)
         regimes = self._regime
-        exp, tanh = math.exp, math.tanh
-        chunk_key: tuple[str, int] | None = None
-        draws: list[list[float]] = []
-        market: list[float] = []
+        exp = math.exp
         while len(anchors) <= day:
-            d = len(anchors) - 1
-            chunk, i = divmod(d, _CHUNK)
-            if chunk_key != (symbol, chunk):
-                if self._daily_chunk is None or self._daily_chunk[0] != (symbol, chunk):
-                    fresh = _rng(self.seed, symbol, "daily", chunk).standard_normal((5, _CHUNK))
-                    self._daily_chunk = ((symbol, chunk), fresh, self._market_daily(chunk)[1])
-                chunk_key = (symbol, chunk)
-                draws, market = self._daily_chunk[1].tolist(), self._daily_chunk[2].tolist()
-            regime = regimes[d]
-            sigma = daily_vol * exp(regime)
-            x = anchors[d]
-            x_next = x - _MEAN_REVERSION * (x - x0) + sigma * (beta * market[i] + idio_weight * draws[0][i])
-            anchors.append(x_next)
-            o = max(1, round(exp(x) / tick))
-            c = max(1, round(exp(x_next) / tick))
-            high = max(o, c, round(max(o, c) * exp(sigma * (0.15 + 0.6 * abs(draws[1][i])))))
-            low = max(1, min(o, c, round(min(o, c) * exp(-sigma * (0.15 + 0.6 * abs(draws[2][i]))))))
-            volume = max(MINUTES_PER_DAY, round(base_per_day * exp(0.8 * regime + 0.3 * draws[3][i])))
-            quote = round(volume * (o + high + low + c) / 4 * tick)
-            share = 0.5 + 0.1 * tanh(draws[4][i])
-            trades = min(MAX_TRADES_PER_DAY - 1, max(1, round(quote / (_AVG_TRADE_QUOTE * UNIT))))
-            summaries.append((o, high, low, c, volume, quote, int(volume * share), int(quote * share), trades))
+            first = len(anchors) - 1
+            chunk = first // _CHUNK
+            idio = self._daily_draws(symbol, chunk)[0]
+            market = self._market_daily_list(chunk)
+            for d in range(first, min(day, (chunk + 1) * _CHUNK)):  # this chunk's days, in one run
+                i = d - chunk * _CHUNK
+                x = anchors[d]
+                sigma = daily_vol * exp(regimes[d])
+                anchors.append(x - _MEAN_REVERSION * (x - x0) + sigma * (beta * market[i] + idio_weight * idio[i]))
 
     # -- minute level ----------------------------------------------------------------------------
     def _market_minutes(self, day: int) -> np.ndarray:
