@@ -81,3 +81,10 @@ def test_migrations_create_every_table_though_the_models_load_lazily() -> None:
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert {"traders", "signals", "positions", "orders", "balances", "heartbeats"} <= set(result.stdout.strip().split(","))
+
+
+def test_the_monitor_s_position_book_loads_no_storage_model_and_the_broker_loads_them_when_asked_for() -> None:
+    # The Monitor builds its book in its constructor: the trading package must not load the paper
+    # broker's storage models with it.
+    assert _loaded_after("import aitrader.trading.position_book") == set()
+    assert {"sqlalchemy", "sqlmodel"} <= _loaded_after("from aitrader.trading import PaperBroker")
