@@ -23,6 +23,7 @@ import asyncio
 import gc
 import logging
 import os
+import threading
 import time
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,7 @@ from aitrader.events import Channel
 from aitrader.local_channel import (
     AsyncLocalClient,
     AsyncLocalServer,
+    IdleCollector,
     LocalChannelError,
     decode_prices,
     encode_count,
@@ -95,6 +97,11 @@ class Monitor:
             self._book.track(position_view(position))
         gc.collect()
         gc.freeze()  # start-up objects live for good: keep them out of collections on the price path
+        # Collections from the tick, between pushes (on the event loop, nothing else runs then),
+        # not inside a push whose allocations would trigger one. The lock is uncontended: the
+        # event loop is what keeps a collection out of a push here.
+        self._collector = IdleCollector(threading.Lock())
+        gc.disable()
 
     # -- price pushes ---------------------------------------------------------------------------
 
@@ -238,6 +245,7 @@ class Monitor:
                 for request in self._book.due_retries():
                     self._start_close(request)
                 self._publish_marks(self._book.take_updates())
+                self._collector.collect_if_due()
             except Exception:  # never let the retry loop die
                 log.exception("monitor tick failed")
 
@@ -269,4 +277,5 @@ class Monitor:
         return {"tracked": len(self._book), "closes_sent": self.closes_sent, "close_failures": self.close_failures,
                 "closes_in_flight": len(self._closes), "last_event_time_ms": self.last_event_time_ms,
                 "local_channel": self._channel is not None and not self._channel.closed,
-                "closes_local": self.closes_local, "local_fallbacks": self.local_fallbacks}
+                "closes_local": self.closes_local, "local_fallbacks": self.local_fallbacks,
+                "gc_automatic": gc.isenabled(), "gc_collections": list(self._collector.collections)}

@@ -133,6 +133,7 @@ def test_closes_and_their_writes_take_the_local_channels_on_one_machine(paper: E
     after = wait_for(lambda: (stats := ray.get(paper.monitor.stats.remote(), timeout=TIMEOUT))["closes_local"]
                      > before["closes_local"] and stats, "the close's answer")
     assert after["local_channel"] and after["local_fallbacks"] == before["local_fallbacks"]
+    assert after["gc_automatic"] is False  # collected from its tick, between pushes, never inside one
     assert ray.get(paper.executor.health.remote(), timeout=TIMEOUT)["store_channel"]
     assert stored.status is PositionStatus.STOPPED and len(paper.exit_orders(position["id"])) == 1
 
