@@ -24,8 +24,13 @@ $(STAMP): pyproject.toml
 compile: install
 	@$(BIN)/python -m compileall -q aitrader actors serve cli
 
+# Market time per wall second of the local exchange, used only when Binance is unreachable (offline,
+# paper mode): at 10 the example trader's 1m candles close every 6 s, so signals arrive within a
+# minute. Against Binance it has no effect. `make run DEMO_SPEED=1` runs the local market in real time.
+DEMO_SPEED ?= 10
+
 run: compile
-	$(BIN)/aitrader up
+	$(BIN)/aitrader up --speed $(DEMO_SPEED)
 
 lint: install
 	$(BIN)/ruff check .

@@ -8,6 +8,7 @@ import os
 import socket
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -171,6 +172,14 @@ def start_local_exchange(speed: float, say: Any) -> Any:
     return exchange
 
 
+def start_local_exchange_in_thread(speed: float, say: Any) -> Future[Any]:
+    """`start_local_exchange` in a thread of its own; the future holds the exchange (or its error)."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-exchange-start")
+    started = pool.submit(start_local_exchange, speed, say)
+    pool.shutdown(wait=False)
+    return started
+
+
 def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: int, say: Any,
                  exchange: Any = None, serve_env_inherited: bool = False) -> dict[str, Any]:
     """Create the supervisor and its graph, and the API; return the supervisor's handle.
@@ -185,8 +194,6 @@ def start_engine(settings: Settings, choice: FeedChoice, *, speed: float, port: 
     up and wired (`Supervisor.starting`). ``serve_env_inherited``: `export_serve_env` ran before
     this process started Ray.
     """
-    from concurrent.futures import ThreadPoolExecutor
-
     from actors import NAMESPACE
     from actors.supervisor import Supervisor
 

@@ -53,7 +53,7 @@ def up(
         init_ray,
         preload_api_modules,
         start_engine,
-        start_local_exchange,
+        start_local_exchange_in_thread,
         stop_engine,
         stop_local_exchange,
     )
@@ -66,17 +66,26 @@ def up(
         fail(f"aitrader up: {exc}")
     if choice.note:
         typer.secho(f"\n  !!! {choice.note.upper()} !!!\n", fg=typer.colors.YELLOW, bold=True, err=True)
-    # The local exchange needs no Ray: it is serving before Ray is up.
-    exchange = start_local_exchange(speed, _say) if choice.start_local_exchange else None
     _say("starting Ray" + (f" (joining {address})" if address else " (single node)"))
     if address is None:
         export_serve_env(port)  # before Ray starts (its processes inherit it) and before Serve is imported
     preload_api_modules()
+    # The local exchange needs no Ray: it starts in a thread while Ray starts (this thread mostly
+    # waits on Ray's processes then), and is serving long before the stream shards connect.
+    exchange_start = start_local_exchange_in_thread(speed, _say) if choice.start_local_exchange else None
     try:
         init_ray(address)
     except EngineStartError as exc:
-        stop_local_exchange(exchange)
+        if exchange_start is not None and exchange_start.exception() is None:
+            stop_local_exchange(exchange_start.result())
         fail(f"aitrader up: {exc}")
+    try:
+        exchange = exchange_start.result() if exchange_start else None
+    except Exception as exc:
+        import ray
+
+        ray.shutdown()
+        fail(f"aitrader up: the local exchange did not start ({exc})")
     engine: dict = {}
     stopping = threading.Event()
 

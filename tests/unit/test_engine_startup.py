@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from bench.engine_timeline import cpu_seconds, process_label, process_started
-from cli.engine import start_local_exchange, stop_local_exchange
+from cli.engine import start_local_exchange, start_local_exchange_in_thread, stop_local_exchange
 
 
 def test_the_local_exchange_serves_in_process_on_a_minute_aligned_timeline_until_stopped() -> None:
@@ -33,6 +33,27 @@ def test_the_local_exchange_serves_in_process_on_a_minute_aligned_timeline_until
     assert said == [f"local exchange serving {exchange.url} (speed x60)"]
     with pytest.raises(httpx.HTTPError):
         httpx.get(f"{exchange.url}/api/v3/ping", timeout=2)
+
+
+def test_the_local_exchange_starts_in_its_own_thread_while_the_caller_goes_on() -> None:
+    import threading
+
+    said: list[str] = []
+    caller = threading.current_thread()
+
+    def say(line: str) -> None:
+        said.append(line)
+        assert threading.current_thread() is not caller
+
+    started = start_local_exchange_in_thread(60.0, say)
+    exchange = started.result(timeout=30)
+    try:
+        answer = httpx.get(f"{exchange.url}/api/v3/ping", timeout=5)
+    finally:
+        stop_local_exchange(exchange)
+
+    assert answer.status_code == 200
+    assert said == [f"local exchange serving {exchange.url} (speed x60)"]
 
 
 def test_stopping_no_exchange_is_a_no_op() -> None:
