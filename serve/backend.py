@@ -12,12 +12,13 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from aitrader.events import EventBatch, EventLog
-from aitrader.models import Order, Position, new_id, utcnow
-from aitrader.storage import Storage
 from serve.errors import EngineUnavailable
+
+if TYPE_CHECKING:
+    from aitrader.storage import Storage
 
 
 class EngineBackend(Protocol):
@@ -185,6 +186,8 @@ class LocalBackend:
 
     async def submit_order(self, request: dict[str, Any]) -> dict[str, Any]:
         """Fill the order at ``fill_price`` (a BUY opens a LONG, a SELL a SHORT) unless ``order_error`` says no."""
+        from aitrader.models import Order, Position, new_id
+
         self.orders.append(request)
         error = self.order_error(request) if self.order_error else None
         if error is not None:
@@ -207,6 +210,8 @@ class LocalBackend:
         return order.model_dump(mode="json")
 
     async def close_position(self, position_id: str, reason: str = "manual") -> dict[str, Any]:
+        from aitrader.models import utcnow
+
         position = self.storage.get_position(position_id)
         closed, _ = self.storage.close_position(
             position_id, exit_price=position.current_price or position.entry_price, pnl=Decimal(0),

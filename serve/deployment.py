@@ -1,14 +1,16 @@
 """The Ray Serve deployment of the API and `start_api`, which `aitrader up` calls.
 
-The deployment holds actor handles (passed through ``.bind()``), opens a read-only Storage in
-the replica and builds the FastAPI app there (``__serve_build_asgi_app__``), so the event pump
-and the read state live in the replica's own event loop. The app's modules (FastAPI, the
+The deployment holds actor handles (passed through ``.bind()``) and builds the FastAPI app in
+the replica (``__serve_build_asgi_app__``), so the event pump and the read state live in the
+replica's own event loop; the replica's read-only Storage opens there on first use, once
+``/health`` is healthy (`serve.service.ApiService._start_snapshot`). The app's modules (FastAPI, the
 storage models, the service) are imported in the replica only: ``aitrader up`` imports this
 module to deploy it, and a second of imports there is a second of CPU the engine's start waits on.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +23,7 @@ if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from aitrader.config import Settings
+    from aitrader.storage import Storage
     from serve.ratelimit import RateLimits
 
 log = logging.getLogger("aitrader.serve")
@@ -93,29 +96,32 @@ def _start_controller(http_options: dict[str, Any], controller_options: dict[str
 @serve.deployment(name="ApiIngress", **replica_options())
 @serve.ingress()
 class ApiIngress:
-    """One API replica: a `RayBackend` over the named actors and a read-only Storage."""
+    """One API replica: a `RayBackend` over the named actors and a read-only Storage (opened on first use)."""
 
     def __init__(self, settings: Settings, handles: dict[str, Any], limits: RateLimits | None = None,
                  read_storage: bool = True) -> None:
+        # Ray's and Serve's modules, loaded by now, live for good: out of the collections, which
+        # otherwise walk them again and again while the app's modules load (~0.25 CPU-s a start).
+        gc.freeze()
         from aitrader.storage import open_storage
         from serve.backend import RayBackend
         from serve.service import ApiService
 
         self._settings = settings
         self._limits = limits
-        reader = None
-        if read_storage:
-            try:
-                reader = open_storage(settings, read_only=True)
-            except Exception as exc:  # reads then go through the Store actor
-                log.warning("read-only storage unavailable in the API replica (%s); reading through the Store",
-                            type(exc).__name__)
-        self.service = ApiService(RayBackend(**handles), settings, reader=reader)
+
+        def open_reader() -> Storage:
+            return open_storage(settings, read_only=True)
+
+        # The read-only Storage opens on first use (`ApiService._storage`), after /health is healthy.
+        self.service = ApiService(RayBackend(**handles), settings, open_reader=open_reader if read_storage else None)
 
     async def __serve_build_asgi_app__(self) -> FastAPI:
         from serve.app import create_app
 
-        return create_app(self.service, self._settings, limits=self._limits)
+        app = create_app(self.service, self._settings, limits=self._limits)
+        gc.freeze()  # the app's modules, routes and schemas live for good too
+        return app
 
 
 def this_node_ip() -> str | None:

@@ -47,11 +47,11 @@ def build_routers(service: ApiService) -> list[APIRouter]:
 
     @api.get("/status", response_model=Status, tags=["engine"])
     async def status() -> Status:
-        return s.status()
+        return await s.status()
 
     @api.get("/metrics", response_model=str, tags=["engine"], responses={200: {"content": {"text/plain": {}}}})
     async def metrics():  # noqa: ANN202 - a Prometheus text Response
-        return s.metrics_text()
+        return await s.metrics_text()
 
     @api.get("/api/markets", response_model=Markets, tags=["markets"])
     async def markets():  # noqa: ANN202 - pre-encoded JSON Response

@@ -12,7 +12,10 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
-from aitrader.models import MAX_SIGNAL_CODE_BYTES
+#: `aitrader.models.MAX_SIGNAL_CODE_BYTES`, restated: importing it loads the table models (SQLAlchemy,
+#: sqlmodel), which the API replica does not otherwise need to answer ``/health``. A unit test
+#: keeps the two equal.
+MAX_SIGNAL_CODE_BYTES = 10 * 1024
 
 
 def _decimal_in(value: Any) -> Any:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from fastapi import FastAPI, Response
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -20,8 +20,7 @@ from pydantic import ValidationError
 
 import aitrader
 from aitrader.config import Settings
-from aitrader.filters import FilterError, compile_filter
-from aitrader.models import OrderStatus, PositionStatus, SignalStatus, Trader, TraderStatus
+from aitrader.models import OrderStatus, PositionStatus, SignalStatus, TraderStatus
 from aitrader.storage import Storage
 from serve.backend import EngineBackend
 from serve.errors import (
@@ -54,6 +53,9 @@ from serve.schemas import (
 )
 from serve.state import ReplicaState
 
+if TYPE_CHECKING:
+    from aitrader.models import Trader
+
 log = logging.getLogger("aitrader.serve")
 T = TypeVar("T")
 JSON_TYPE = "application/json"
@@ -70,6 +72,7 @@ class ApiService:
         settings: Settings,
         *,
         reader: Storage | None = None,
+        open_reader: Callable[[], Storage] | None = None,
         refresh_s: float = 5.0,
         poll_timeout_s: float = 10.0,
         ws_queue_size: int = 1000,
@@ -78,6 +81,10 @@ class ApiService:
         self.backend = backend
         self.settings = settings
         self.reader = reader
+        self._open_reader = open_reader
+        self._reader_lock = asyncio.Lock()
+        self._storage_lock = asyncio.Lock()  # one storage snapshot at a time, so an older one never lands last
+        self._snapshot: asyncio.Task[None] | None = None
         self.refresh_s = refresh_s
         self.user_id = settings.user_id
         self.state = ReplicaState(clock) if clock else ReplicaState()
@@ -93,13 +100,15 @@ class ApiService:
     # ---- lifecycle --------------------------------------------------------------------------
     @asynccontextmanager
     async def lifespan(self, _app: FastAPI) -> AsyncIterator[None]:
-        """Load the read state, then keep it fresh (event pump + periodic refresh) while serving.
+        """Load the engine's status and markets, then keep the read state fresh (event pump +
+        periodic refresh) while serving.
 
         The API may come up while the engine's actors are still starting: ``/health`` then answers
-        503 with what is still starting, until the engine says every actor is up and wired.
+        503 with what is still starting, until the engine says every actor is up and wired. The
+        storage snapshot (open positions, trader counts) is not read here: see `_start_snapshot`.
         """
         await self._ask_starting(0.0)
-        await self.refresh()
+        await self._refresh_engine()
         loop = asyncio.get_running_loop()
         self._tasks = [loop.create_task(self.fanout.run()), loop.create_task(self._refresh_loop())]
         if self.engine_starting:
@@ -107,9 +116,10 @@ class ApiService:
         try:
             yield
         finally:
-            for task in self._tasks:
+            tasks = [*self._tasks, *([self._snapshot] if self._snapshot else [])]
+            for task in tasks:
                 task.cancel()
-            for task in self._tasks:
+            for task in tasks:
                 with suppress(asyncio.CancelledError, Exception):
                     await task
 
@@ -134,10 +144,37 @@ class ApiService:
             with suppress(TimeoutError):
                 await asyncio.wait_for(self._refresh_now.wait(), self.refresh_s)
             self._refresh_now.clear()
-            await self.refresh()
+            await self._refresh_engine()
+            if self._snapshot is None and not self.engine_starting:
+                self._start_snapshot()  # nobody has asked yet: read it now the engine is up
+            elif self._snapshot is not None and self._snapshot.done():
+                await self._refresh_storage()
+
+    def _start_snapshot(self) -> asyncio.Task[None]:
+        """The first storage snapshot's task, started on the first call.
+
+        The snapshot needs the read-only Storage (SQLAlchemy, the table models: about half a
+        CPU-second to load) and nothing on the way to a healthy ``/health`` needs it, while the
+        engine's start-up is CPU-bound. So it is read once the API has answered healthy, or when
+        a route needs it (`_snapshot_loaded`), or at the first periodic refresh after the engine
+        is up, whichever comes first.
+        """
+        if self._snapshot is None:
+            self._snapshot = asyncio.get_running_loop().create_task(self._refresh_storage())
+        return self._snapshot
+
+    async def _snapshot_loaded(self) -> None:
+        """Wait until the first storage snapshot was read (or failed, logged): the read state is whole."""
+        snapshot = self._start_snapshot()
+        if not snapshot.done():
+            await asyncio.shield(snapshot)
 
     async def refresh(self) -> None:
         """Re-read engine status, markets and open positions; each part may fail on its own."""
+        await self._refresh_engine()
+        await self._refresh_storage()
+
+    async def _refresh_engine(self) -> None:
         try:
             engine_stamp = self.state.engine_stamp
             status = await self.backend.status()
@@ -149,23 +186,40 @@ class ApiService:
             self.state.load_markets(await self.backend.markets())
         except Exception as exc:
             log.warning("market snapshot unavailable: %s", type(exc).__name__)
-        try:
-            position_stamp = self.state.position_stamp
-            rows = await self._read("list_positions", self.user_id, status=PositionStatus.OPEN, limit=10_000)
-            self.state.load_positions([row.model_dump(mode="json") for row in rows], as_of=position_stamp)
-            traders = await self._read("list_traders", self.user_id)
-            self.state.local_counts = {
-                "traders": len(traders),
-                "active_traders": sum(t.status == TraderStatus.ACTIVE for t in traders),
-            }
-        except Exception as exc:
-            log.warning("storage snapshot unavailable: %s", type(exc).__name__)
+
+    async def _refresh_storage(self) -> None:
+        async with self._storage_lock:
+            try:
+                position_stamp = self.state.position_stamp
+                rows = await self._read("list_positions", self.user_id, status=PositionStatus.OPEN, limit=10_000)
+                self.state.load_positions([row.model_dump(mode="json") for row in rows], as_of=position_stamp)
+                traders = await self._read("list_traders", self.user_id)
+                self.state.local_counts = {
+                    "traders": len(traders),
+                    "active_traders": sum(t.status == TraderStatus.ACTIVE for t in traders),
+                }
+            except Exception as exc:
+                log.warning("storage snapshot unavailable: %s", type(exc).__name__)
 
     # ---- plumbing ---------------------------------------------------------------------------
+    async def _storage(self) -> Storage | None:
+        """The read-only Storage, opened on first use; None: reads go through the Store actor."""
+        if self._open_reader is not None:
+            async with self._reader_lock:
+                opener, self._open_reader = self._open_reader, None
+                if opener is not None:
+                    try:
+                        self.reader = await asyncio.to_thread(opener)
+                    except Exception as exc:  # reads then go through the Store actor
+                        log.warning("read-only storage unavailable in the API replica (%s); reading through "
+                                    "the Store", type(exc).__name__)
+        return self.reader
+
     async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:
         try:
-            if self.reader is not None:
-                return await asyncio.to_thread(getattr(self.reader, method), *args, **kwargs)
+            reader = await self._storage()
+            if reader is not None:
+                return await asyncio.to_thread(getattr(reader, method), *args, **kwargs)
             return await self.backend.store(method, *args, **kwargs)
         except Exception as exc:
             raise translate(exc, _what(method)) from exc
@@ -191,6 +245,8 @@ class ApiService:
         if self.engine_starting:
             raise EngineUnavailable(f"the engine is starting; waiting for {', '.join(self.engine_starting)}",
                                     headers={"Retry-After": "1"})
+        if self._snapshot is None:
+            self._start_snapshot()  # the API answers healthy: now read what waited for it
         return Health(time=datetime.now(UTC))
 
     def status_body(self) -> dict[str, Any]:
@@ -211,7 +267,8 @@ class ApiService:
         }
         return body
 
-    def status(self) -> Status:
+    async def status(self) -> Status:
+        await self._snapshot_loaded()
         try:
             return Status.model_validate(self.status_body())
         except ValidationError as exc:
@@ -223,7 +280,8 @@ class ApiService:
     def markets(self) -> Response:
         return Response(self.state.markets_json(), media_type=JSON_TYPE)
 
-    def metrics_text(self) -> Response:
+    async def metrics_text(self) -> Response:
+        await self._snapshot_loaded()
         return Response(self.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     # ---- traders ----------------------------------------------------------------------------
@@ -272,6 +330,8 @@ class ApiService:
         return Response(status_code=204)
 
     def validate_filter(self, signal_code: str) -> FilterVerdict:
+        from aitrader.filters import FilterError, compile_filter
+
         try:
             compiled = compile_filter(signal_code)
         except FilterError as exc:
@@ -290,7 +350,7 @@ class ApiService:
                                 "disable one first or raise MAX_ACTIVE_TRADERS")
 
     async def _signal_counts(self) -> dict[str, int]:
-        engine = getattr(self.reader, "engine", None)
+        engine = getattr(await self._storage(), "engine", None)
         if engine is None:
             return {}
         return await asyncio.to_thread(_count_signals, engine, self.user_id)
@@ -305,6 +365,7 @@ class ApiService:
 
     async def positions(self, status: str | None) -> Positions | Response:
         if status == "open":
+            await self._snapshot_loaded()
             return Response(self.state.open_positions_json(), media_type=JSON_TYPE)
         rows = await self._read("list_positions", self.user_id, limit=500)
         if status == "closed":
@@ -341,6 +402,8 @@ class ApiService:
 
 def compile_checked(code: str) -> tuple[str, ...]:
     """The filter's conditions, or `InvalidFilter` locating the error."""
+    from aitrader.filters import FilterError, compile_filter
+
     try:
         return tuple(compile_filter(code).conditions)
     except FilterError as exc:
@@ -348,6 +411,8 @@ def compile_checked(code: str) -> tuple[str, ...]:
 
 
 def _validated_trader(data: dict[str, Any]) -> Trader:
+    from aitrader.models import Trader
+
     try:
         return Trader.model_validate(data)
     except ValidationError as exc:
