@@ -10,11 +10,12 @@ The path is hierarchical, so no range needs simulating from the beginning:
   coarser candles never need minute data.
 * **Minutes.** A day's 1,440 minute closes run from the day's open through its high and low (at
   random minutes) to its close: piecewise log-linear plus Brownian-bridge noise with correlated
-  increments and hourly volatility multipliers, rounded to ticks and clipped into [low, high].
+  increments and hourly volatility multipliers, reflected into [low, high] and rounded to ticks.
   The day's volume, quote volume, taker volumes and trades are split over minutes by integer
   differences of cumulative weights, so minutes sum exactly to the day.
 * **Seconds.** A minute's 61 second-boundary prices run through its open, high, low and close
-  (piecewise linear with clipped noise), so 1s candles aggregate exactly to the 1m candle.
+  (piecewise linear with noise reflected into the minute's range), so 1s candles aggregate
+  exactly to the 1m candle.
 
 Every random draw comes from a Philox generator keyed by a BLAKE2 hash of (seed, symbol, block).
 Prices are integers in ticks and volumes integers in 1e-8 units, so aggregation is exact.
@@ -46,6 +47,20 @@ _AVG_TRADE_QUOTE = 400.0
 def _rng(*parts: object) -> np.random.Generator:
     digest = hashlib.blake2b(":".join(map(str, parts)).encode(), digest_size=16).digest()
     return np.random.Generator(np.random.Philox(key=int.from_bytes(digest, "big")))
+
+
+def reflect(values: np.ndarray, low: float, high: float) -> np.ndarray:
+    """``values`` folded into [low, high] by reflection at its edges.
+
+    A path that wanders past a bound comes back in as a reflected random walk would. Clipping it
+    instead held the price flat at the day's high or low for as long as the noise stayed out:
+    16 % of minute closes sat exactly on a day's extreme, in runs of up to 16 hours.
+    """
+    width = high - low
+    if width <= 0:
+        return np.full_like(values, low)
+    folded = np.mod(values - low, 2 * width)
+    return low + np.where(folded <= width, folded, 2 * width - folded)
 
 
 @dataclass(frozen=True)
@@ -232,8 +247,8 @@ class PathGenerator:
         knot_log = np.log(np.array([o, first, second, c], dtype=np.float64))
         grid = np.arange(n + 1)
         bridge = walk - np.interp(grid, knot_idx, walk[knot_idx])
-        points = np.rint(np.exp(np.interp(grid, knot_idx, knot_log) + bridge))
-        points = np.clip(points, low, high).astype(np.int64)
+        log_path = reflect(np.interp(grid, knot_idx, knot_log) + bridge, math.log(low), math.log(high))
+        points = np.clip(np.rint(np.exp(log_path)), low, high).astype(np.int64)  # clip: rounding only
         points[knot_idx] = np.array([o, first, second, c], dtype=np.int64)
         open_, close = points[:-1], points[1:]
         top = np.maximum(open_, close)
@@ -281,7 +296,7 @@ class PathGenerator:
         knots_v = np.array([o, first, second, c], dtype=np.float64)
         line = np.interp(np.arange(61), knots_t, knots_v)
         noise = _rng(self.seed, symbol, "sec", minute).standard_normal(61) * (h - lo) * 0.15
-        prices = np.clip(np.rint(line + noise), lo, h).astype(np.int64)
+        prices = np.clip(np.rint(reflect(line + noise, lo, h)), lo, h).astype(np.int64)
         prices[knots_t] = knots_v.astype(np.int64)
         self._seconds[key] = prices
         if len(self._seconds) > 4096:

@@ -117,3 +117,34 @@ def test_weeks_open_on_monday(market: SyntheticMarket) -> None:
     week = market.klines("BTCUSDT", "1w", NOW, limit=2)[0]
 
     assert datetime.fromtimestamp(week.open_time / 1000, UTC).weekday() == 0
+
+
+def test_minute_closes_do_not_sit_on_the_days_high_or_low_yet_reach_both() -> None:
+    import numpy as np
+
+    from aitrader.exchange.pathgen import PathGenerator
+    from aitrader.exchange.symbols import DEFAULT_SYMBOLS
+
+    paths = PathGenerator(42, DEFAULT_SYMBOLS)
+    on_extreme = minutes = longest = wide_seconds = seconds_on_extreme = 0
+    for spec in DEFAULT_SYMBOLS[:5]:
+        for day in range(3200, 3210):
+            block = paths.day_block(spec.symbol, day)
+            _, high, low = paths.day_summary(spec.symbol, day)[:3]
+            assert block.high.max() == high and block.low.min() == low
+            at = (block.close == high) | (block.close == low)
+            on_extreme += int(at.sum())
+            minutes += len(at)
+            run = 0
+            for flag in at:
+                run = run + 1 if flag else 0
+                longest = max(longest, run)
+            for minute in range(600, 660):  # seconds, where a minute spans enough ticks to tell
+                seconds = paths.second_prices(spec.symbol, (17_167 + day) * 1440 + minute)
+                if seconds.max() - seconds.min() >= 50:
+                    wide_seconds += len(seconds)
+                    seconds_on_extreme += int(np.count_nonzero((seconds == seconds.max()) | (seconds == seconds.min())))
+    # Clipping the path into the day's range put 16 % of closes on an extreme, in runs of hours.
+    assert on_extreme / minutes < 0.02
+    assert longest <= 10
+    assert wide_seconds > 1000 and seconds_on_extreme / wide_seconds < 0.1
