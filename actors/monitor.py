@@ -39,9 +39,8 @@ from aitrader.local_channel import (
     decode_prices,
     encode_count,
 )
-from aitrader.models import PositionStatus
 from aitrader.storage.wire import decode_view, encode_close_request
-from aitrader.views import money, position_view
+from aitrader.views import money
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
@@ -89,13 +88,12 @@ class Monitor:
         self.closes_local = 0  # answered over the Executor's local channel
         self.local_fallbacks = 0  # sent over it, then again as a Ray call after it failed
         self.last_event_time_ms = 0
-        open_positions = ray.get(
-            store.call.remote("list_positions", settings.user_id, status=PositionStatus.OPEN, limit=10_000),
-            timeout=60,
-        )
-        for position in open_positions:
-            self._book.track(position_view(position))
-        gc.collect()
+        # As views (`Store.open_position_views`): unpickling `Position` rows would load the tables here.
+        for view in ray.get(store.open_position_views.remote(settings.user_id), timeout=60):
+            self._book.track(view)
+        # Young generations only, as the scheduler does: a full collection walks every object the process
+        # holds (~0.1 CPU-s of a CPU-bound engine start) and freed nothing in the Store's start-up.
+        gc.collect(1)
         gc.freeze()  # start-up objects live for good: keep them out of collections on the price path
         # Collections from the tick, between pushes (on the event loop, nothing else runs then),
         # not inside a push whose allocations would trigger one. The lock is uncontended: the

@@ -22,15 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import ray
 
-from aitrader.models.enums import TraderStatus
 from aitrader.scheduling import CheckScheduler, CheckTrader, ClosedCandle, MarketClock, TraderPlan
-from aitrader.views import signal_view, trader_view
+from aitrader.views import signal_view
 
 if TYPE_CHECKING:
     from actors.check_dispatch import Sending
     from aitrader.checks import CheckResult
     from aitrader.config import Settings
-    from aitrader.models import Signal, Trader
+    from aitrader.models import Signal
+    from aitrader.trader_records import TraderRecord
 
 log = logging.getLogger("aitrader.scheduler")
 
@@ -77,7 +77,9 @@ class Scheduler:
         self.dispatch = CheckDispatcher(pool_workers, shards, self._note_error, self.core.clock.wall_s,
                                         max_batch=max_batch, batches_per_worker=batches_per_worker,
                                         min_filters_per_batch=min_filters_per_batch)
-        self._traders: dict[str, Trader] = {}
+        # Plain records from the Store (`Store.traders`): unpickling `Trader` rows would load the
+        # tables, which the scheduler needs only once it stores a signal.
+        self._traders: dict[str, TraderRecord] = {}
         self._stale_symbols: set[str] = set()
         self._tick_s, self._health_poll_s, self._stale_after_s = tick_s, health_poll_s, stale_after_s
         self._subscribe = subscribe_shards
@@ -168,7 +170,7 @@ class Scheduler:
 
         await self.start()
         try:
-            trader = await self._call("get_trader", trader_id)
+            trader = await asyncio.wait_for(self._store.trader.remote(trader_id), CALL_TIMEOUT_S)
         except NotFound:  # deleted: a RayTaskError from the Store is also a NotFound
             self._forget(trader_id)
             return {"ok": True, "scheduled": False, "error": None}
@@ -191,10 +193,10 @@ class Scheduler:
             self._dispatch_ready()
         return queued
 
-    def _schedule(self, trader: Trader) -> dict[str, Any]:
+    def _schedule(self, trader: TraderRecord) -> dict[str, Any]:
         from aitrader.filters import FilterError, compile_filter
 
-        if trader.status is not TraderStatus.ACTIVE:
+        if not trader.active:
             self._forget(trader.id)
             return {"ok": True, "scheduled": False, "error": None}
         try:
@@ -226,7 +228,8 @@ class Scheduler:
 
     async def _start(self) -> int:
         await self.dispatch.refresh_routes()
-        traders = await self._call("list_traders", self.settings.user_id, active_only=True)
+        traders = await asyncio.wait_for(self._store.traders.remote(self.settings.user_id, active_only=True),
+                                         CALL_TIMEOUT_S)
         for trader in traders:
             self._schedule(trader)
         if self._subscribe:
@@ -349,7 +352,7 @@ class Scheduler:
         finally:
             self.core.finish(check, seen)
 
-    async def _store_signals(self, trader: Trader, result: CheckResult) -> tuple[list[Signal], list[bool]]:
+    async def _store_signals(self, trader: TraderRecord, result: CheckResult) -> tuple[list[Signal], list[bool]]:
         from aitrader.signals import signals_from_result
 
         signals = signals_from_result(result, trader.user_id)
@@ -373,9 +376,9 @@ class Scheduler:
             if self._events is not None:
                 self._events.publish.remote("signals", "signal_created", view)
             if self._analyst is not None:
-                self._analyst.submit.remote(view, trader_view(trader))
+                self._analyst.submit.remote(view, trader.view)
             elif self._executor is not None and self.settings.enable_auto_trading and trader.auto_trade:
-                self._executor.open_from_signal.remote(view, trader_view(trader))
+                self._executor.open_from_signal.remote(view, trader.view)
         return signals, stored_ok
 
     def _report_check_error(self, check: CheckTrader, result: CheckResult) -> None:

@@ -39,6 +39,8 @@ from aitrader.local_channel import IdleCollector, LocalServer
 from aitrader.models import PositionStatus
 from aitrader.storage import Conflict, NotFound, Storage, StorageUnavailable, WriteBuffered, open_storage
 from aitrader.storage.base import Storage as StorageProtocol
+from aitrader.trader_records import TraderRecord, trader_record
+from aitrader.views import position_view
 
 if TYPE_CHECKING:
     from aitrader.config import Settings
@@ -59,6 +61,8 @@ QUEUEABLE = frozenset({"heartbeat", "create_signal", "update_signal", "update_po
 #: The only fields a queued `update_position` may change: the Monitor's P&L marks.
 MARK_FIELDS = frozenset({"current_price", "best_price", "pnl", "pnl_pct"})
 MAX_BUFFERED = 1_000
+#: The most open positions `open_position_views` answers (the Monitor restores its book from them).
+OPEN_POSITIONS_LIMIT = 10_000
 #: Queued writes applied per transaction by the flusher (a money call waits for one such batch at most).
 FLUSH_BATCH = 8
 #: Queued P&L marks applied by one `mark_positions` transaction (~20 us a mark: the lock is held < ~1.5 ms).
@@ -105,7 +109,9 @@ class Store:
         sys.setswitchinterval(SWITCH_INTERVAL_S)
         # The paper close path's writes, from an Executor on this machine (see `local_address`).
         self._channel = LocalServer(lambda message: self._call_many_bytes(message, last_only=True), name="store")
-        gc.collect()
+        # Young generations only, as the scheduler does: a full collection walks every object the process
+        # holds (~0.1 CPU-s of a CPU-bound engine start) and freed nothing in the Store's start-up.
+        gc.collect(1)
         gc.freeze()  # the engine, metadata and compiled statements live for good: keep them out of collections
         # Collections between calls, not inside a close its allocations would trigger them in.
         self._collector = IdleCollector(self._lock)
@@ -135,6 +141,31 @@ class Store:
             if method not in MONEY_WRITES:
                 self._drain()
             return self._apply(method, args, kwargs)
+
+    def traders(self, user_id: str, active_only: bool = False) -> list[TraderRecord]:
+        """`list_traders` as plain records: the supervisor and the scheduler read traders without
+        loading the tables to unpickle them (`aitrader.trader_records`)."""
+        return [trader_record(t) for t in self.call("list_traders", user_id, active_only=active_only)]
+
+    def trader(self, trader_id: str) -> TraderRecord:
+        """`get_trader` as a plain record; raises `NotFound` as it does."""
+        return trader_record(self.call("get_trader", trader_id))
+
+    def open_position_views(self, user_id: str) -> list[dict[str, Any]]:
+        """Every open position of ``user_id`` as its `position_view` (what the Monitor watches), so the
+        Monitor restores its book without loading the tables."""
+        positions = self.call("list_positions", user_id, status=PositionStatus.OPEN, limit=OPEN_POSITIONS_LIMIT)
+        return [position_view(p) for p in positions]
+
+    def seed_trader(self, fields: dict[str, Any]) -> TraderRecord | None:
+        """Create the trader ``fields`` describe (with its ``user_id``) if that user has none yet, as the
+        engine seeds its example trader on an empty database; None if the user has traders already."""
+        from aitrader.models import Trader  # the tables: here, not in every process holding a Store handle
+
+        with self._turn():
+            if self.call("list_traders", fields["user_id"]):
+                return None
+            return trader_record(self.call("create_trader", Trader.model_validate(fields)))
 
     def call_many(self, writes: list[Write] | bytes, last_only: bool = False) -> list[Any] | bytes:
         """Apply several writes in order, now (one message for, e.g., a fill's order, balances and close).

@@ -275,14 +275,12 @@ class Supervisor:
             await self._publish_log("WARNING", f"the filter pool could not grow: {exc}")
 
     async def _seed_example_trader(self) -> bool:
-        from aitrader.models import Trader
-
+        # The Store validates and creates it, and answers plain records (`Store.traders`): this
+        # process never loads the tables (SQLModel, SQLAlchemy), about half a CPU-second at start-up.
         assert self.graph is not None
-        store = self.graph.store
-        if await store.call.remote("list_traders", self.settings.user_id):
+        trader = await self.graph.store.seed_trader.remote({**EXAMPLE_TRADER, "user_id": self.settings.user_id})
+        if trader is None:
             return False
-        trader = Trader.model_validate({**EXAMPLE_TRADER, "user_id": self.settings.user_id})
-        await store.call.remote("create_trader", trader)
         with contextlib.suppress(Exception):
             await self.graph.scheduler.upsert_trader.remote(trader.id)
         return True
@@ -290,7 +288,7 @@ class Supervisor:
     async def _sync_symbols(self) -> None:
         """Stream every symbol an active trader needs (new traders are picked up here too)."""
         assert self.graph is not None
-        traders = await self.graph.store.call.remote("list_traders", self.settings.user_id, active_only=True)
+        traders = await self.graph.store.traders.remote(self.settings.user_id, active_only=True)
         wanted = {s for t in traders for s in t.symbols}
         await self.graph.ensure_symbols(sorted(wanted))
 
@@ -367,12 +365,12 @@ class Supervisor:
         scheduler = await _safe(graph.scheduler.stats.remote(), {})
         executor = await _safe(graph.executor.health.remote(), {})
         storage = await _safe(graph.store.health.remote(), {})
-        traders = await graph.store.call.remote("list_traders", self.settings.user_id)
+        traders = await graph.store.traders.remote(self.settings.user_id)
         positions = await _safe(graph.monitor.snapshot.remote(), [])
         equity = executor.get("equity")
         counts = {
             "traders": len(traders),
-            "active_traders": sum(1 for t in traders if str(t.status) == "active"),
+            "active_traders": sum(1 for t in traders if t.active),
             "open_positions": len(positions),
             "signals": int(scheduler.get("signals_created", 0)),
         }

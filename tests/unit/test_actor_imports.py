@@ -88,3 +88,9 @@ def test_the_monitor_s_position_book_loads_no_storage_model_and_the_broker_loads
     # broker's storage models with it.
     assert _loaded_after("import aitrader.trading.position_book") == set()
     assert {"sqlalchemy", "sqlmodel"} <= _loaded_after("from aitrader.trading import PaperBroker")
+
+
+def test_the_supervisor_loads_the_actor_modules_without_the_tables() -> None:
+    # It reads traders as plain records from the Store (`Store.traders`, `Store.seed_trader`).
+    loaded = _loaded_after("import actors.supervisor\nfrom actors.graph import load_actor_modules\nload_actor_modules()")
+    assert loaded & {"sqlalchemy", "sqlmodel"} == set()
