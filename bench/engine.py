@@ -8,7 +8,9 @@ Measures
   in their command lines), summed from ``/proc/<pid>/smaps_rollup``, once 50 traders over 100
   symbols are running;
 * ``shutdown_s``: from SIGTERM to the ``aitrader up`` process (what ``aitrader down`` sends; a
-  container stop does the same) to the last of those processes gone.
+  container stop does the same) to the last of those processes gone;
+* ``floor_s`` (unless ``--no-floor``): `bench/engine_floor.py` run right after, the same Ray and
+  Serve with none of the engine's code, and ``startup_over_floor``, the ratio of the two.
 
 The engine runs in its own process group and AITRADER_HOME (a temp dir); whatever outlives the
 measurement is killed by pid, never by name, so other Ray sessions on the machine are left alone.
@@ -225,5 +227,18 @@ def main() -> dict[str, Any]:
     return result
 
 
+def with_floor(result: dict[str, Any]) -> dict[str, Any]:
+    """``result`` plus the floor measured right after it (`bench.engine_floor`: the same Ray and
+    Serve with none of the engine's code), and the start-up's ratio to it."""
+    from bench.engine_floor import main as floor
+
+    measured = floor()
+    result["floor_s"] = measured.get("floor_s")
+    result["floor_cpu_s"] = measured.get("cpu_s")
+    if result.get("startup_s") and result["floor_s"]:
+        result["startup_over_floor"] = round(result["startup_s"] / result["floor_s"], 2)
+    return result
+
+
 if __name__ == "__main__":
-    print(json.dumps(main()))
+    print(json.dumps(with_floor(main()) if "--no-floor" not in sys.argv else main()))
