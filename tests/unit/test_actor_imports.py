@@ -22,7 +22,9 @@ def _loaded_after(statement: str) -> set[str]:
     script = (
         "import sys\n"
         f"{statement}\n"
-        f"print(','.join(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r}))))\n"
+        # A None entry is a module marked missing, not loaded (``httpx._main``: aitrader/__init__.py).
+        f"loaded = {{m.split('.')[0] for m, module in sys.modules.items() if module is not None}}\n"
+        f"print(','.join(sorted(loaded & set({HEAVY!r}))))\n"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
@@ -94,3 +96,17 @@ def test_the_supervisor_loads_the_actor_modules_without_the_tables() -> None:
     # It reads traders as plain records from the Store (`Store.traders`, `Store.seed_trader`).
     loaded = _loaded_after("import actors.supervisor\nfrom actors.graph import load_actor_modules\nload_actor_modules()")
     assert loaded & {"sqlalchemy", "sqlmodel"} == set()
+
+
+
+def test_the_feed_client_loads_httpx_without_its_command_line_client() -> None:
+    # httpx would import click, rich and pygments for a CLI the engine never runs (aitrader/__init__.py).
+    script = (
+        "import sys\n"
+        "import aitrader.market.feed, httpx\n"
+        "assert httpx.AsyncClient and callable(httpx.main)\n"
+        "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'click', 'rich', 'pygments', 'httpx'})))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "httpx"
