@@ -79,3 +79,24 @@ def test_the_api_modules_load_in_the_background_without_starting_ray() -> None:
                           env={**os.environ, "RAY_USAGE_STATS_ENABLED": "0"})
 
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread niceness is Linux's")
+def test_the_api_preload_thread_yields_to_rays_processes_and_the_caller_keeps_its_priority() -> None:
+    import threading
+
+    from cli.engine import PRELOAD_NICENESS, _lower_this_threads_priority
+
+    before = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    seen: list[int] = []
+
+    def lowered() -> None:
+        _lower_this_threads_priority()
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+
+    thread = threading.Thread(target=lowered)
+    thread.start()
+    thread.join()
+
+    assert seen == [min(19, before + PRELOAD_NICENESS)]
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == before
