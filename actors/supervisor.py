@@ -15,7 +15,7 @@ import ray
 from ray.exceptions import ActorUnschedulableError, GetTimeoutError, RayActorError
 
 from actors import NAMESPACE
-from actors.graph import ActorSpec, EngineGraph, build_graph, load_actor_modules
+from actors.graph import ActorSpec, EngineGraph, build_graph, export_actor_classes, load_actor_modules
 from aitrader.config import Settings
 from aitrader.engine_state import EXAMPLE_TRADER, build_status, feed_state
 
@@ -60,8 +60,8 @@ class Supervisor:
         # either created before the kill (and killed) or not at all.
         self._creating = threading.Lock()
         self._unwired: set[str] = set()
-        # The actor classes load while the supervisor waits to be asked to start (`start`).
-        threading.Thread(target=_quietly, args=(load_actor_modules,), name="load-actor-modules", daemon=True).start()
+        # The actor classes load, and go to Ray, while the supervisor waits to be asked to start (`start`).
+        threading.Thread(target=_prepare_graph, name="prepare-graph", daemon=True).start()
 
     async def ping(self) -> bool:
         return True
@@ -401,9 +401,10 @@ def _restarting(exc: RayActorError) -> bool:
     return "restarting" in text.lower() or "ActorUnavailableError" in type(exc).__name__
 
 
-def _quietly(load: Any) -> None:
-    with contextlib.suppress(Exception):  # `build_graph`'s own import reports any error
-        load()
+def _prepare_graph() -> None:
+    with contextlib.suppress(Exception):  # `build_graph` imports and exports again, and reports any error
+        load_actor_modules()
+        export_actor_classes()
 
 
 async def _safe(ref: Any, default: Any) -> Any:
