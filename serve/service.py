@@ -205,14 +205,15 @@ class ApiService:
     async def _storage(self) -> Storage | None:
         """The read-only Storage, opened on first use; None: reads go through the Store actor."""
         if self._open_reader is not None:
-            async with self._reader_lock:
-                opener, self._open_reader = self._open_reader, None
-                if opener is not None:
+            async with self._reader_lock:  # a read asked while it opens waits for it
+                if self._open_reader is not None:
                     try:
-                        self.reader = await asyncio.to_thread(opener)
+                        self.reader = await asyncio.to_thread(self._open_reader)
                     except Exception as exc:  # reads then go through the Store actor
                         log.warning("read-only storage unavailable in the API replica (%s); reading through "
                                     "the Store", type(exc).__name__)
+                    finally:
+                        self._open_reader = None
         return self.reader
 
     async def _read(self, method: str, *args: Any, **kwargs: Any) -> Any:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
+import threading
 from decimal import Decimal
 from pathlib import Path
 
@@ -125,3 +127,27 @@ def test_health_is_answered_before_the_storage_models_load(tmp_path: Path) -> No
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "[] 200 200 ['sqlalchemy', 'sqlmodel']"
+
+
+async def test_reads_asked_while_the_read_only_storage_opens_wait_for_it(tmp_path: Path) -> None:
+    storage = SQLStorage(f"sqlite:///{tmp_path}/api.db")
+    _open_position(storage)
+    opening = threading.Event()
+    opens: list[int] = []
+
+    def slow_opener() -> SQLStorage:
+        opens.append(1)
+        opening.wait(5)
+        return storage
+
+    service = _service(storage, slow_opener)
+    service.backend.store = None  # type: ignore[assignment,method-assign]  # a read through the Store would fail
+    first = asyncio.create_task(service._read("list_positions", "alice"))
+    second = asyncio.create_task(service._read("list_traders", "alice"))
+    await asyncio.sleep(0.05)
+    opening.set()
+
+    assert len(await first) == 1
+    assert await second == []
+    assert opens == [1]
+    assert service.reader is storage
