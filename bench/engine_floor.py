@@ -1,9 +1,9 @@
 """The start-up floor under `aitrader up`: the same Ray and Serve, with none of the engine's code.
 
 Launches a child process that starts Ray as ``aitrader up`` does (`cli.engine.init_ray`: the lean
-head, Serve's settings in the environment), Serve's controller without waiting for its proxy, an
-API replica with direct ingress whose FastAPI app answers ``/health`` and nothing else, and eight
-actors that only answer a ping (the engine's supervisor, event hub, store, executor, monitor,
+head, Serve's settings in the environment, Serve's modules loading in a thread meanwhile), Serve's
+controller without waiting for its proxy, an API replica with direct ingress whose FastAPI app
+answers ``/health`` and nothing else, and eight actors that only answer a ping (the engine's supervisor, event hub, store, executor, monitor,
 filter worker, stream shard and scheduler, as empty shells). ``floor_s`` is the time from the
 launch to ``/health`` answering 200 with every actor answering; ``cpu_s`` the CPU every process
 of it used by then. `bench/engine.py`'s ``startup_s`` minus this is what the engine's own code
@@ -38,9 +38,10 @@ DEADLINE_S = 180.0
 
 def child(port: int) -> None:
     """The floor itself: Ray, Serve with a one-route app, eight empty actors; then wait for SIGTERM."""
-    from cli.engine import export_serve_env, init_ray
+    from cli.engine import export_serve_env, init_ray, preload_api_modules
 
     export_serve_env(port)
+    preload_api_modules()  # as `aitrader up` does: Serve's modules load in a thread while Ray starts
     init_ray(None)
     import ray
     from fastapi import FastAPI
