@@ -4,8 +4,6 @@ the heavy libraries load only in the actor's own process, when it is constructed
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from decimal import Decimal
 
 import pytest
@@ -13,6 +11,7 @@ import pytest
 import aitrader.market
 import aitrader.models
 from aitrader.views import money
+from tests.unit.fresh_interpreter import run_fresh
 
 HEAVY = ("sqlalchemy", "sqlmodel", "httpx", "websockets", "numpy", "pydantic_settings", "scipy")
 
@@ -26,9 +25,7 @@ def _loaded_after(statement: str) -> set[str]:
         f"loaded = {{m.split('.')[0] for m, module in sys.modules.items() if module is not None}}\n"
         f"print(','.join(sorted(loaded & set({HEAVY!r}))))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    return {name for name in result.stdout.strip().split(",") if name}
+    return {name for name in run_fresh(script).strip().split(",") if name}
 
 
 @pytest.mark.parametrize("module", ["actors.scheduler", "actors.stream", "actors.filter_pool", "actors.events",
@@ -80,9 +77,7 @@ def test_migrations_create_every_table_though_the_models_load_lazily() -> None:
         "migrate(engine)\n"
         "print(','.join(sorted(inspect(engine).get_table_names())))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert {"traders", "signals", "positions", "orders", "balances", "heartbeats"} <= set(result.stdout.strip().split(","))
+    assert {"traders", "signals", "positions", "orders", "balances", "heartbeats"} <= set(run_fresh(script).strip().split(","))
 
 
 def test_the_monitor_s_position_book_loads_no_storage_model_and_the_broker_loads_them_when_asked_for() -> None:
@@ -107,6 +102,4 @@ def test_the_feed_client_loads_httpx_without_its_command_line_client() -> None:
         "assert httpx.AsyncClient and callable(httpx.main)\n"
         "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'click', 'rich', 'pygments', 'httpx'})))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == "httpx"
+    assert run_fresh(script).strip() == "httpx"

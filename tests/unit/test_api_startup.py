@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 import textwrap
 import threading
 from decimal import Decimal
@@ -20,6 +18,7 @@ from aitrader.models import Position
 from aitrader.storage import SQLStorage, StorageUnavailable
 from serve import ApiService, LocalBackend, RateLimits, create_app
 from tests.unit.api_fixtures import AUTH, KEY, trader_body, wait_until
+from tests.unit.fresh_interpreter import run_fresh
 
 
 def _service(storage: SQLStorage, opener: object) -> ApiService:
@@ -123,10 +122,7 @@ def test_health_is_answered_before_the_storage_models_load(tmp_path: Path) -> No
                                    headers={{'Authorization': 'Bearer {KEY}'}}).status_code
         print(at_start, health, positions, heavy())
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
-                            cwd=Path(__file__).resolve().parents[2])
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.split("\n")[-2] == "[] 200 200 ['sqlalchemy', 'sqlmodel']"
+    assert run_fresh(script).split("\n")[-2] == "[] 200 200 ['sqlalchemy', 'sqlmodel']"
 
 
 async def test_reads_asked_while_the_read_only_storage_opens_wait_for_it(tmp_path: Path) -> None:

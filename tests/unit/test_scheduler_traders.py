@@ -4,8 +4,6 @@ class (no Ray started), without loading the tables: its start-up has no use for 
 from __future__ import annotations
 
 import asyncio
-import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
@@ -13,6 +11,7 @@ from typing import Any
 from actors.scheduler import Scheduler
 from aitrader.config import Settings
 from aitrader.trader_records import TraderRecord
+from tests.unit.fresh_interpreter import run_fresh
 
 RECORD = TraderRecord(id="t1", user_id="u", name="dip", status="active", symbols=("BTCUSDT",), timeframes=("1m",),
                       check_interval=60, signal_code="close[-1] > 0", auto_trade=False, view={"id": "t1"})
@@ -83,6 +82,4 @@ def test_scheduling_a_record_loads_no_table() -> None:
         "assert scheduler.core.plan('t1').symbols == ('BTCUSDT',)\n"
         "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'sqlmodel'})))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.strip() == ""
+    assert run_fresh(script).strip() == ""

@@ -5,8 +5,6 @@ positions as views for the Monitor; they unpickle them without loading SQLModel 
 from __future__ import annotations
 
 import pickle
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -22,6 +20,7 @@ from aitrader.storage import NotFound
 from aitrader.trader_records import TraderRecord
 from aitrader.views import position_view, trader_view
 from tests.integration.test_storage_contract import make_position
+from tests.unit.fresh_interpreter import run_fresh
 
 
 @pytest.fixture
@@ -89,10 +88,7 @@ def test_a_trader_record_unpickles_without_loading_the_tables(store: Any) -> Non
         "assert record.active and record.symbols == ('BTCUSDT', 'ETHUSDT'), record\n"
         "print(','.join(sorted({m.split('.')[0] for m in sys.modules} & {'sqlalchemy', 'sqlmodel'})))\n"
     )
-    result = subprocess.run([sys.executable, "-c", script], input=pickle.dumps(record), capture_output=True,
-                            timeout=120)
-    assert result.returncode == 0, result.stderr.decode()
-    assert result.stdout.decode().strip() == ""
+    assert run_fresh(script, stdin=pickle.dumps(record)).strip() == ""
 
 
 def test_open_positions_are_answered_as_views(store: Any) -> None:
