@@ -87,7 +87,11 @@ def preload_api_modules() -> threading.Thread:
 
     That import is seconds of CPU on a busy machine, and Serve's controller (on the path to a
     healthy ``/health``) is only created after it; ``ray.init`` mostly waits on Ray's processes.
+    The modules `cli.ray_worker` defers in Ray's workers are deferred in this process too.
     """
+    from cli.ray_worker import install_lazy_imports
+
+    install_lazy_imports()
     import ray  # noqa: F401 - here, so the thread and ``ray.init`` do not both import ray's core
 
     def load() -> None:

@@ -46,8 +46,10 @@ LEAN_HEAD_OPTIONS: dict[str, Any] = {"no_monitor": True, "include_log_monitor": 
 
 def lean_head_params(*, num_cpus: int, object_store_memory: int, system_config: dict[str, Any]) -> dict[str, Any]:
     """The ``RayParams`` of a lean single-node head (what ``ray.init`` would pass, plus `LEAN_HEAD_OPTIONS`)."""
+    from cli import ray_worker
+
     return {"num_cpus": num_cpus, "object_store_memory": object_store_memory,
-            "_system_config": dict(system_config), **LEAN_HEAD_OPTIONS}
+            "_system_config": dict(system_config), "worker_path": ray_worker.__file__, **LEAN_HEAD_OPTIONS}
 
 
 def lean_head_supported() -> bool:

@@ -1,5 +1,6 @@
 """`aitrader up`'s own Ray is a lean head (`cli.ray_head`): no autoscaler monitor, log monitor or
-dashboard head (and the dashboard agent does not keep asking where it is); the actors' output
+dashboard head (and the dashboard agent does not keep asking where it is), whose workers start
+through `cli.ray_worker` (some of Ray's imports deferred to first use); the actors' output
 still lands in the session's log files; a stop (SIGTERM, as `aitrader down` sends) and a
 ``kill -9`` of the `aitrader up` process alone both end every process of its Ray session.
 
@@ -62,6 +63,9 @@ def test_a_lean_head_without_unused_processes_whose_actors_still_log_and_a_stop_
         assert len(sessions) == 1, sessions
         assert {"gcs_server", "raylet", "ray::Supervisor"} <= labels, labels
         assert not labels & LEFT_OUT, f"left-out processes running: {labels & LEFT_OUT}"
+        raylet = next(p for p in pids if process_label(p) == "raylet")
+        # Its workers (every actor above, healthy) run Ray's worker through cli/ray_worker.py.
+        assert "cli/ray_worker.py" in Path(f"/proc/{raylet}/cmdline").read_bytes().decode(errors="replace")
         assert any(":actor_name:Supervisor" in f.read_text(errors="replace") for f in stderr_files), \
             f"no actor output in {logs}"
         agent_log = "".join(f.read_text(errors="replace") for d in logs for f in d.glob("dashboard_agent.log"))
