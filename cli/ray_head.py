@@ -55,7 +55,7 @@ def lean_head_params(*, num_cpus: int, object_store_memory: int, system_config: 
 def lean_head_supported() -> bool:
     """Whether this Ray has the private pieces a lean head needs (Ray is pinned; this guards an upgrade)."""
     try:
-        from ray._private import node, parameter, ray_constants, worker
+        from ray._private import node, parameter, ray_constants, utils, worker
         from ray._private.authentication import authentication_token_setup as tokens
     except ImportError:
         return False
@@ -65,7 +65,8 @@ def lean_head_supported() -> bool:
             and "ray_init_cluster" in inspect.signature(node.Node).parameters
             and hasattr(worker, "_global_node") and hasattr(tokens, "enable_token_auth_by_default")
             and hasattr(ray_constants, "DASHBOARD_ADDRESS") and hasattr(ray_constants, "KV_NAMESPACE_DASHBOARD")
-            and hasattr(tokens, "ensure_token_if_auth_enabled"))
+            and hasattr(tokens, "ensure_token_if_auth_enabled")
+            and callable(getattr(utils, "get_dashboard_dependency_error", None)) and hasattr(node.Node, "start_raylet"))
 
 
 def start_lean_head(*, num_cpus: int, object_store_memory: int, system_config: dict[str, Any],
@@ -113,7 +114,7 @@ def start_lean_head(*, num_cpus: int, object_store_memory: int, system_config: d
 
 
 def _lean_node_class() -> type:
-    from ray._private import ray_constants
+    from ray._private import ray_constants, utils
     from ray._private.node import Node
 
     class LeanHeadNode(Node):  # type: ignore[misc]
@@ -128,6 +129,12 @@ def _lean_node_class() -> type:
                     self.kill_all_processes(check_alive=False, allow_graceful=False, wait=True)
                 raise
 
+        def start_raylet(self, *args: Any, **kwargs: Any) -> None:
+            """As Ray's, deciding whether the dashboard agent runs ``--minimal`` without importing
+            its dependencies here (see `dashboard_dependency_error`)."""
+            with _patched(utils, "get_dashboard_dependency_error", dashboard_dependency_error):
+                super().start_raylet(*args, **kwargs)
+
         def start_api_server(self, *, include_dashboard: bool | None, raise_on_failure: bool) -> None:
             """No dashboard head (see the module's docstring); tell the GCS where it is not."""
             self._webui_url = None
@@ -139,6 +146,43 @@ def _lean_node_class() -> type:
                 ray_constants.KV_NAMESPACE_DASHBOARD)
 
     return LeanHeadNode
+
+
+#: What ``ray.dashboard.optional_deps`` imports to tell whether Ray's dashboard dependencies are
+#: installed (``ray[default]``, which ``ray[serve]`` includes).
+DASHBOARD_DEPENDENCIES = ("aiohttp", "aiohttp_cors", "grpc", "opencensus", "opentelemetry",
+                          "opentelemetry.exporter.prometheus", "opentelemetry.proto", "prometheus_client", "pydantic")
+
+
+def dashboard_dependency_error() -> ImportError | None:
+    """Ray's ``get_dashboard_dependency_error``, answered by finding the packages, not importing them.
+
+    Ray asks it before it starts the raylet, to pass ``--minimal`` to the dashboard agent when they
+    are missing, and answers by importing them all (aiohttp, OpenCensus, OpenTelemetry, Prometheus'
+    client, pydantic ...): 0.45-0.5 CPU-s in this process, before the raylet even starts, for
+    modules it never uses. The agent imports them itself either way.
+    """
+    import importlib.util
+
+    for name in DASHBOARD_DEPENDENCIES:
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return ImportError(f"No module named {name!r}", name=name)
+    return None
+
+
+@contextlib.contextmanager
+def _patched(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """``owner.name`` is ``value`` while in the block."""
+    original = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, original)
 
 
 @contextlib.contextmanager

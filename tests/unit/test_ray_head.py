@@ -3,9 +3,15 @@ the pinned Ray (a Ray upgrade that drops what it needs would fall back to ``ray.
 
 from __future__ import annotations
 
+import importlib.util
+import re
+from pathlib import Path
+
 import pytest
 
+from cli import ray_head
 from cli.ray_head import (
+    DASHBOARD_DEPENDENCIES,
     LEAN_HEAD_ENV,
     LEAN_HEAD_OPTIONS,
     NO_DASHBOARD_ADDRESS,
@@ -14,6 +20,7 @@ from cli.ray_head import (
     lean_head_supported,
     start_lean_head,
 )
+from tests.unit.fresh_interpreter import run_fresh
 
 
 def test_the_lean_head_asks_for_no_autoscaler_monitor_log_monitor_or_dashboard() -> None:
@@ -85,3 +92,25 @@ def test_asked_for_plain_ray_init_it_starts_nothing(monkeypatch: pytest.MonkeyPa
 
     assert started is False
     assert calls == []
+
+
+def test_the_dashboard_dependencies_found_are_the_ones_rays_check_imports() -> None:
+    """Ray's check is ``import ray.dashboard.optional_deps``; this one must look for the same."""
+    spec = importlib.util.find_spec("ray")
+    assert spec is not None and spec.submodule_search_locations
+    source = (Path(list(spec.submodule_search_locations)[0]) / "dashboard" / "optional_deps.py").read_text()
+    imported = set(re.findall(r"^(?:import|from) ([\w.]+)", source, re.MULTILINE))
+
+    assert set(DASHBOARD_DEPENDENCIES) <= imported
+    for name in imported - set(DASHBOARD_DEPENDENCIES):
+        assert name.rpartition(".")[0] in DASHBOARD_DEPENDENCIES, f"{name}: not looked for"
+
+
+def test_the_dashboard_dependency_check_imports_nothing_and_names_a_missing_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    out = run_fresh("import sys\nfrom cli.ray_head import dashboard_dependency_error\n"
+                    "print(dashboard_dependency_error(), 'aiohttp' in sys.modules, 'opencensus' in sys.modules)")
+    assert out.split() == ["None", "False", "False"]
+
+    monkeypatch.setattr(ray_head, "DASHBOARD_DEPENDENCIES", ("aiohttp", "no_such_package_here.sub"))
+    error = ray_head.dashboard_dependency_error()
+    assert isinstance(error, ImportError) and error.name == "no_such_package_here.sub"
