@@ -15,6 +15,12 @@ So every import still succeeds and every module still runs before it is used; on
 runs changes. Unlike the standard library's ``importlib.util.LazyLoader``, reading
 ``__spec__``/``__name__`` does not load it, so a second ``import requests`` elsewhere does not.
 
+The worker that becomes Serve's HTTP proxy also lowers its own CPU priority (`IDLE_ACTORS`) as
+it loads the proxy's class: under direct ingress the proxy serves nothing (the API replica
+listens itself), but Ray 2.60 still starts one on the head, and its ~2 CPU-s of start-up (mostly
+importing Serve) competed with the engine's actors for two cores. At 10 nice levels below, it
+starts on what the engine leaves; its readiness checks allow 30 s each (`serve.options`).
+
 `cli.ray_head` starts its lean head with this file as the raylet's ``worker_path``
 (``python cli/ray_worker.py <Ray's worker arguments>``). This file imports nothing of aitrader's
 and nothing that is not in the standard library before it hands over to Ray's worker.
@@ -27,6 +33,7 @@ import sys
 if __name__ == "__main__":  # run as Ray's worker program: its own folder (cli/) must shadow nothing
     del sys.path[0]
 
+import functools
 import importlib.machinery
 import importlib.util
 import os
@@ -38,6 +45,12 @@ from typing import Any
 
 #: Imported when ``import ray`` runs, used by few workers: loaded when first used instead.
 LAZY_MODULES: tuple[str, ...] = ("requests", "jsonschema", "yaml", "ray.util.rpdb")
+
+
+#: Actors (module, class) that are idle under direct ingress, started at `IDLE_NICENESS`.
+IDLE_ACTORS = frozenset({("ray.serve._private.proxy", "ProxyActor")})
+#: Nice levels an idle actor's process starts below the others.
+IDLE_NICENESS = 10
 
 
 class _LazyModule(types.ModuleType):
@@ -146,9 +159,71 @@ def default_worker_path() -> str:
     return os.path.join(list(spec.submodule_search_locations)[0], "_private", "workers", "default_worker.py")
 
 
+def lower_priority(threads: Iterable[int], by: int) -> None:
+    """Raise the nice value of each of ``threads`` (Linux: niceness is per thread) by ``by``, to at
+    most 19. Elsewhere, or for a thread already gone, nothing happens."""
+    for thread in threads:
+        try:
+            os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + by))
+        except OSError:
+            continue
+
+
+def _this_process_threads() -> list[int]:
+    try:
+        return [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux
+        return []
+
+
+def lower_priority_of_idle_actors() -> bool:
+    """When Serve runs direct ingress, make this worker lower its priority if it becomes one of
+    `IDLE_ACTORS` (wraps Ray's ``FunctionActorManager.load_actor_class``, which every actor's
+    class goes through before it is imported). False, changing nothing, if this Ray has no such method."""
+    if os.environ.get("RAY_SERVE_ENABLE_DIRECT_INGRESS") != "1":
+        return False
+    try:
+        from ray._private.function_manager import FunctionActorManager
+    except ImportError:
+        return False
+    original = getattr(FunctionActorManager, "load_actor_class", None)
+    if original is None:
+        return False
+
+    lowered = threading.Event()
+
+    @functools.wraps(original)
+    def load_actor_class(self: Any, job_id: Any, descriptor: Any, *args: Any, **kwargs: Any) -> Any:
+        # Ray loads a class here for its own actor's creation, and also for every handle this
+        # worker receives (Serve's replica gets the proxy's): only the first counts.
+        if not lowered.is_set() and _creating(descriptor) in IDLE_ACTORS:
+            lowered.set()
+            lower_priority(_this_process_threads(), IDLE_NICENESS)
+        return original(self, job_id, descriptor, *args, **kwargs)
+
+    FunctionActorManager.load_actor_class = load_actor_class
+    return True
+
+
+def _creating(descriptor: Any) -> tuple[str, str] | None:
+    """(module, class) of ``descriptor`` if this worker is running that class's constructor, else None."""
+    module, cls = getattr(descriptor, "module_name", None), getattr(descriptor, "class_name", None)
+    if not module or not cls:
+        return None
+    import ray
+
+    try:
+        running = ray.get_runtime_context().get_task_function_name()
+    except Exception:  # no task context: not a creation
+        return None
+    return (module, cls) if running == f"{module}.{cls}.__init__" else None
+
+
 def main() -> None:
-    """Run Ray's worker as ``python default_worker.py <args>`` would, with `LAZY_MODULES` lazy."""
+    """Run Ray's worker as ``python default_worker.py <args>`` would, with `LAZY_MODULES` lazy and
+    `IDLE_ACTORS` at a lower priority."""
     install_lazy_imports()
+    lower_priority_of_idle_actors()
     worker = default_worker_path()
     sys.argv[0] = worker
     sys.path.insert(0, os.path.dirname(worker))  # as ``python default_worker.py`` would have it

@@ -13,12 +13,14 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from bench.engine import engine_pids, free_port, kill_all, launch, session_names, wait_gone, wait_healthy
 from bench.engine_timeline import process_label
+from cli.ray_worker import IDLE_NICENESS
 
 pytestmark = pytest.mark.timeout(900)
 
@@ -49,6 +51,20 @@ def _clean_up(process: subprocess.Popen[bytes], sessions: set[str]) -> None:
     process.wait(timeout=30)
 
 
+def _wait_for_process(parent: int, label_part: str) -> int:
+    deadline = time.monotonic() + GONE_DEADLINE_S
+    while time.monotonic() < deadline:
+        found = [p for p in engine_pids(parent) if label_part in process_label(p)]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"no {label_part} process under {parent} after {GONE_DEADLINE_S} s")
+
+
+def _thread_niceness(pid: int) -> list[int]:
+    return [os.getpriority(os.PRIO_PROCESS, int(thread)) for thread in os.listdir(f"/proc/{pid}/task")]
+
+
 def _alive(pids: set[int]) -> dict[int, str]:
     return {p: process_label(p) for p in pids if Path(f"/proc/{p}").exists() and process_label(p) != "?"}
 
@@ -66,6 +82,10 @@ def test_a_lean_head_without_unused_processes_whose_actors_still_log_and_a_stop_
         raylet = next(p for p in pids if process_label(p) == "raylet")
         # Its workers (every actor above, healthy) run Ray's worker through cli/ray_worker.py.
         assert "cli/ray_worker.py" in Path(f"/proc/{raylet}/cmdline").read_bytes().decode(errors="replace")
+        # ... and Serve's idle proxy (direct ingress) runs IDLE_NICENESS below the actors.
+        proxy = _wait_for_process(process.pid, "ProxyActor")  # it may still be starting, below the others
+        supervisor = next(p for p in pids if process_label(p).startswith("ray::Supervisor"))
+        assert min(_thread_niceness(proxy)) >= IDLE_NICENESS > min(_thread_niceness(supervisor))
         assert any(":actor_name:Supervisor" in f.read_text(errors="replace") for f in stderr_files), \
             f"no actor output in {logs}"
         agent_log = "".join(f.read_text(errors="replace") for d in logs for f in d.glob("dashboard_agent.log"))

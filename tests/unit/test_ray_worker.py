@@ -183,3 +183,55 @@ def test_a_lazy_module_whose_code_fails_raises_at_first_use_and_a_later_import_t
     """)
 
     assert out == {"error": "not ready", "in_sys_modules": False, "ok": 1}
+
+
+_IDLE_SCRIPT = """
+import json, os, sys, types
+os.environ["RAY_SERVE_ENABLE_DIRECT_INGRESS"] = "{ingress}"
+import ray
+from ray._private.function_manager import FunctionActorManager
+from cli import ray_worker
+
+running = {{"name": ""}}
+ray.get_runtime_context = lambda: types.SimpleNamespace(get_task_function_name=lambda: running["name"])
+FunctionActorManager.load_actor_class = lambda self, job_id, descriptor: descriptor.class_name
+installed = ray_worker.lower_priority_of_idle_actors()
+load = FunctionActorManager.load_actor_class
+
+def nice():
+    return sorted({{os.getpriority(os.PRIO_PROCESS, t) for t in ray_worker._this_process_threads()}})
+
+def descriptor(module, cls):
+    return types.SimpleNamespace(module_name=module, class_name=cls)
+
+out = {{"installed": installed, "start": nice()}}
+running["name"] = "ray.serve._private.replica.Replica.push_proxy_handle"  # a handle to the proxy
+out["loaded"] = load(None, None, descriptor("ray.serve._private.proxy", "ProxyActor"))
+out["after_handle"] = nice()
+running["name"] = "actors.store.Store.__init__"  # another actor's creation
+load(None, None, descriptor("actors.store", "Store"))
+out["after_other"] = nice()
+running["name"] = "ray.serve._private.proxy.ProxyActor.__init__"  # the proxy's own creation
+load(None, None, descriptor("ray.serve._private.proxy", "ProxyActor"))
+out["after_creation"] = nice()
+load(None, None, descriptor("ray.serve._private.proxy", "ProxyActor"))  # again: once only
+out["after_again"] = nice()
+print(json.dumps(out))
+"""
+
+
+def test_a_worker_lowers_its_priority_when_it_becomes_the_idle_proxy_not_for_a_handle_to_it() -> None:
+    out = json.loads(run_fresh(_IDLE_SCRIPT.format(ingress="1")).splitlines()[-1])
+
+    start = out["start"]
+    assert out["installed"] is True and out["loaded"] == "ProxyActor"
+    assert out["after_handle"] == start and out["after_other"] == start
+    assert out["after_creation"] == sorted({min(19, n + ray_worker.IDLE_NICENESS) for n in start})
+    assert out["after_again"] == out["after_creation"]
+
+
+def test_without_direct_ingress_the_proxy_serves_requests_and_keeps_its_priority() -> None:
+    out = json.loads(run_fresh(_IDLE_SCRIPT.format(ingress="0")).splitlines()[-1])
+
+    assert out["installed"] is False
+    assert out["after_creation"] == out["start"]
