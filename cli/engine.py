@@ -171,8 +171,12 @@ def _start_local_ray() -> None:
 
     num_cpus = os.cpu_count() or 2
     object_store_memory = 300 * 1024 * 1024
-    # Ray's own metrics (the engine's are on /metrics): no exporter in every worker.
-    system_config = {"enable_metrics_collection": False}
+    # Ray's own metrics (the engine's are on /metrics): no exporter in every worker. Workers'
+    # main threads at Ray's own priority, not 15 nice levels below (Ray's default): they run the
+    # actors, which are the engine; below them, the dashboard agent's stats rounds and the local
+    # exchange's backfill answers took the cores from the actors' start-up, and Serve's idle proxy
+    # (`cli.ray_worker.IDLE_NICENESS` below the actors) would not have been below them at all.
+    system_config = {"enable_metrics_collection": False, "worker_niceness": 0}
     # No runtime_env: workers inherit this process's environment (usage stats off included), and
     # a job runtime_env makes every worker start wait on Ray's agent.
     if start_lean_head(num_cpus=num_cpus, object_store_memory=object_store_memory, system_config=system_config,
