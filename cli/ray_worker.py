@@ -22,8 +22,9 @@ importing Serve) competed with the engine's actors for two cores. At 10 nice lev
 starts on what the engine leaves; its readiness checks allow 30 s each (`serve.options`).
 
 `cli.ray_head` starts its lean head with this file as the raylet's ``worker_path``
-(``python cli/ray_worker.py <Ray's worker arguments>``). This file imports nothing of aitrader's
-and nothing that is not in the standard library before it hands over to Ray's worker.
+(``python cli/ray_worker.py <Ray's worker arguments>``). This file imports nothing of aitrader's;
+before it hands over to Ray's worker it imports only the standard library and Ray's function
+manager (which Ray's worker imports first thing anyway), with `LAZY_MODULES` already lazy.
 """
 
 from __future__ import annotations
